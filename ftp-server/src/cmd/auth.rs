@@ -1,0 +1,84 @@
+//! Login with SCRAM-SHA-256: `AuthStart` (client-first-message) is answered
+//! with `AuthChallenge` (server-first-message), `AuthFinish`
+//! (client-final-message) with `AuthOk` (server-final-message) or
+//! `AUTH_FAILED`.
+//!
+//! The server does no PBKDF2 here, only a few HMACs. An unknown user gets a
+//! challenge built from deterministic fake credentials and fails exactly like
+//! a wrong password: same code, same message, same delay.
+
+use std::sync::Arc;
+
+use ftp_shared::scram::{ServerFirst, parse_client_first};
+use ftp_shared::text::escape;
+use ftp_shared::{ErrorCode, Request, Response};
+use ftp_storage::Storage;
+
+use crate::connection::Connection;
+use crate::error::CmdError;
+use crate::server::Shared;
+
+/// The message of every failed login, whatever the cause.
+pub const AUTH_FAILED_MESSAGE: &str = "authentication failed";
+
+/// Runs login attempts until one succeeds (the user's name), the peer leaves
+/// or quits (`None`), or too many attempts failed (an error that closes).
+pub async fn login<S: Storage>(
+    conn: &mut Connection,
+    shared: &Arc<Shared<S>>,
+) -> Result<Option<String>, CmdError> {
+    let mut failures = 0;
+    loop {
+        let client_first = match conn.read().await? {
+            None => return Ok(None),
+            Some(Request::AuthStart { client_first }) => client_first,
+            Some(Request::Quit) => {
+                conn.send(Response::Ok).await?;
+                return Ok(None);
+            }
+            Some(Request::AuthFinish { .. }) | Some(Request::Hello { .. }) => {
+                return Err(CmdError::Protocol("expected AuthStart".into()));
+            }
+            Some(
+                Request::Put { .. }
+                | Request::Data(_)
+                | Request::PutEnd { .. }
+                | Request::PutCancel
+                | Request::Get { .. }
+                | Request::Mkdir { .. },
+            ) => return Err(CmdError::fatal(ErrorCode::NOT_LOGGED_IN, "log in first")),
+        };
+        let parsed = parse_client_first(&client_first)
+            .map_err(|e| CmdError::Protocol(format!("invalid SCRAM client-first-message: {e}")))?;
+        let user = parsed.user.clone();
+        let (creds, known) = shared.users.lookup(&user);
+        let exchange = ServerFirst::new(&parsed, creds);
+        conn.send(Response::AuthChallenge {
+            server_first: exchange.message(),
+        })
+        .await?;
+
+        let client_final = match conn.read().await? {
+            None => return Ok(None),
+            Some(Request::AuthFinish { client_final }) => client_final,
+            Some(_) => return Err(CmdError::Protocol("expected AuthFinish".into())),
+        };
+        match exchange.verify_client_final(&client_final) {
+            Ok(server_final) if known => {
+                tracing::info!(user = %escape(&user), "logged in");
+                conn.send(Response::AuthOk { server_final }).await?;
+                return Ok(Some(user));
+            }
+            _ => {
+                failures += 1;
+                tracing::warn!(user = %escape(&user), failures, "login failed");
+                tokio::time::sleep(shared.limits.auth_failure_delay).await;
+                if failures >= shared.limits.max_auth_failures {
+                    return Err(CmdError::fatal(ErrorCode::AUTH_FAILED, AUTH_FAILED_MESSAGE));
+                }
+                conn.send(Response::error(ErrorCode::AUTH_FAILED, AUTH_FAILED_MESSAGE))
+                    .await?;
+            }
+        }
+    }
+}

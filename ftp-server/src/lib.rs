@@ -1,0 +1,29 @@
+//! The mini-FTP server.
+//!
+//! Module map:
+//! - [`server`]: the accept loop, connection limits and graceful shutdown ([`run`]).
+//! - [`connection`]: framed reading and writing of one TCP connection.
+//! - [`session`]: one client's life: hello, login, then commands until quit.
+//! - [`cmd`]: one module per request (`auth`, `put`, `get`, `mkdir`).
+//! - [`error`]: the one place that maps failures to wire error codes and
+//!   decides between "reply and continue" and "reply and close".
+//! - [`users`]: the users file (SCRAM verifiers only, never passwords).
+//! - [`limits`]: every bound a peer can run into.
+//! - [`cli`]: the command line (`serve`, `user add|remove|list|passwd`).
+//!
+//! The server never touches `std::fs` for client data: everything goes
+//! through the [`ftp_storage::Storage`] trait, whose filesystem back-end keeps
+//! each user beneath their home.
+
+pub mod cli;
+pub mod cmd;
+pub mod connection;
+pub mod error;
+pub mod limits;
+pub mod server;
+pub mod session;
+pub mod users;
+
+pub use limits::Limits;
+pub use server::{Shared, run};
+pub use users::Users;

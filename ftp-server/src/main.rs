@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    ftp_server::cli::main()
+}

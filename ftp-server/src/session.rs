@@ -1,0 +1,146 @@
+//! One client's session, in phases that are also its states: hello, login
+//! (within the handshake deadline), then requests until quit, idle timeout
+//! or shutdown. A request that the current phase does not allow is refused
+//! and closes the connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
+use ftp_shared::{ErrorCode, Request, Response};
+use ftp_storage::Storage;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::cmd;
+use crate::connection::Connection;
+use crate::error::CmdError;
+use crate::server::Shared;
+
+/// The server's name and version, sent in the hello reply.
+pub const SERVER_NAME: &str = concat!("ftp-server ", env!("CARGO_PKG_VERSION"));
+
+/// Runs one connection to its end.
+pub async fn serve<S: Storage>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared<S>>,
+    stop: CancellationToken,
+) {
+    let span = tracing::info_span!("session", %peer);
+    async move {
+        tracing::debug!("connected");
+        let mut conn = Connection::new(stream, peer);
+        if let Err(e) = run(&mut conn, &shared, &stop).await {
+            if let Some(reply) = e.reply() {
+                let _ = conn.send(reply).await;
+            }
+            match e {
+                CmdError::Codec(ref c) if !c.is_protocol_violation() => {
+                    tracing::debug!("connection lost: {c}")
+                }
+                _ => tracing::info!("closed: {e}"),
+            }
+        }
+        tracing::debug!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run<S: Storage>(
+    conn: &mut Connection,
+    shared: &Arc<Shared<S>>,
+    stop: &CancellationToken,
+) -> Result<(), CmdError> {
+    let handshake = tokio::time::timeout(shared.limits.handshake_timeout, async {
+        if !hello(conn).await? {
+            return Ok(None);
+        }
+        cmd::auth::login(conn, shared).await
+    });
+    let user = tokio::select! {
+        user = handshake => user??,
+        _ = stop.cancelled() => return Err(shutting_down()),
+    };
+    let Some(user) = user else { return Ok(()) };
+    conn.logged_in();
+
+    let opener = shared.clone();
+    let home = cmd::blocking(move || opener.storage.home(&user)).await?;
+    let home = Arc::new(home.map_err(|e| CmdError::storage(e, "~"))?);
+
+    loop {
+        let request = tokio::select! {
+            read = tokio::time::timeout(shared.limits.idle_timeout, conn.read()) => {
+                match read {
+                    Ok(read) => read?,
+                    Err(_) => return Err(CmdError::fatal(ErrorCode::TIMEOUT, "idle timeout")),
+                }
+            }
+            _ = stop.cancelled() => return Err(shutting_down()),
+        };
+        let Some(request) = request else {
+            return Ok(());
+        };
+        let done = match request {
+            Request::Put { path, size } => {
+                cmd::put::run(conn, &home, &shared.limits, &path, size).await
+            }
+            Request::Get { path } => cmd::get::run(conn, &home, &shared.limits, &path).await,
+            Request::Mkdir { path, parents } => cmd::mkdir::run(conn, &home, &path, parents).await,
+            Request::Quit => {
+                conn.send(Response::Ok).await?;
+                return Ok(());
+            }
+            Request::Hello { .. } | Request::AuthStart { .. } | Request::AuthFinish { .. } => {
+                Err(CmdError::Protocol("already logged in".into()))
+            }
+            Request::Data(_) | Request::PutEnd { .. } | Request::PutCancel => {
+                Err(CmdError::Protocol("no upload in progress".into()))
+            }
+        };
+        if let Err(e) = done {
+            if e.closes() {
+                return Err(e);
+            }
+            if let Some(reply) = e.reply() {
+                conn.send(reply).await?;
+            }
+        }
+    }
+}
+
+fn shutting_down() -> CmdError {
+    CmdError::fatal(ErrorCode::SHUTTING_DOWN, "the server is shutting down")
+}
+
+/// The opening exchange; false when the peer left before saying anything.
+async fn hello(conn: &mut Connection) -> Result<bool, CmdError> {
+    match conn.read().await? {
+        None => Ok(false),
+        Some(Request::Hello { magic, version }) => {
+            if magic != MAGIC {
+                return Err(CmdError::Protocol("not a mini-FTP client".into()));
+            }
+            if version != PROTOCOL_VERSION {
+                return Err(CmdError::fatal(
+                    ErrorCode::UNSUPPORTED_VERSION,
+                    format!(
+                        "protocol version {version} is not supported; this server speaks version {PROTOCOL_VERSION}"
+                    ),
+                ));
+            }
+            conn.send(Response::Hello {
+                version: PROTOCOL_VERSION,
+                server: SERVER_NAME.into(),
+            })
+            .await?;
+            Ok(true)
+        }
+        Some(_) => Err(CmdError::Protocol(
+            "the session must begin with Hello".into(),
+        )),
+    }
+}

@@ -1,0 +1,22 @@
+//! The wire protocol of the mini-FTP, shared by the server and the client.
+//!
+//! Nothing in this crate touches a socket or the filesystem; it is the
+//! vocabulary both ends agree on, and `PROTOCOL.md` at the top of the
+//! repository describes the same bytes for implementers in other languages.
+//!
+//! - [`message`]: the request and response enums, digests and protocol constants.
+//! - [`codec`]: framing (4-byte big-endian length, then bincode) with a length
+//!   cap checked before anything is allocated, and the one bincode configuration.
+//! - [`error`]: the typed error codes that travel in `Response::Error`.
+//! - [`scram`]: SCRAM-SHA-256 (RFC 5802 / RFC 7677), the login exchange.
+//! - [`text`]: escaping of peer-supplied text before it reaches a log or a terminal.
+
+pub mod codec;
+pub mod error;
+pub mod message;
+pub mod scram;
+pub mod text;
+
+pub use codec::{CodecError, MessageCodec};
+pub use error::ErrorCode;
+pub use message::{Digest, Request, Response};

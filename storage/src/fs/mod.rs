@@ -1,0 +1,263 @@
+//! The filesystem back-end: homes are directories under one root, every
+//! operation is resolved beneath a `cap_std::fs::Dir` handle of the home.
+//!
+//! - `root/<user>/` is the home of `<user>`, created at first use.
+//! - `root/.incoming/` holds uploads in progress (see [`FsUpload`]); it is
+//!   emptied by [`FsStorage::open`]. The root must be a single filesystem, as
+//!   uploads are published with `rename(2)` from there into a home.
+//!
+//! Why `cap-std`: a path is never joined to a host path and opened; it is opened
+//! relative to the home's directory handle with `openat2(RESOLVE_BENEATH)` (or
+//! cap-std's component-by-component resolution where that is unavailable).
+//! `..`, absolute symlinks and symlinks to other homes fail there, so there is
+//! no check-then-use race to win with a symlink swapped in at the right moment.
+
+mod upload;
+
+pub use upload::FsUpload;
+
+use std::io;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, DirBuilder, DirBuilderExt as _, OpenOptions, OpenOptionsExt as _};
+
+use crate::{Home, Storage, StorageError, VPath, validate_user_name};
+
+/// Name of the temp area inside the root. User names cannot start with '.', so
+/// it can never be a home.
+pub const INCOMING_DIR: &str = ".incoming";
+
+/// A download: the opened regular file.
+pub type FsReader = std::fs::File;
+
+/// Homes under one root directory of the local filesystem.
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    root: Arc<Dir>,
+    incoming: Arc<Dir>,
+}
+
+impl FsStorage {
+    /// Creates `root` if missing, opens it once, creates `root/.incoming/` and
+    /// removes whatever a previous run left there (stale temps from a crash).
+    pub fn open(root: &Path) -> Result<FsStorage, StorageError> {
+        let opened = std::fs::create_dir_all(root)
+            .and_then(|()| Dir::open_ambient_dir(root, ambient_authority()));
+        let root_dir = opened.map_err(|e| {
+            tracing::error!(root = %root.display(), error = %e, "cannot open the storage root");
+            StorageError::from(e)
+        })?;
+        let mut builder = DirBuilder::new();
+        builder.mode(0o700);
+        match root_dir.create_dir_with(INCOMING_DIR, &builder) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+        let incoming = root_dir.open_dir(INCOMING_DIR)?;
+        let removed = sweep(&incoming)?;
+        tracing::info!(
+            root = %root.display(),
+            removed,
+            "storage opened; stale uploads removed from {INCOMING_DIR}"
+        );
+        Ok(FsStorage {
+            root: Arc::new(root_dir),
+            incoming: Arc::new(incoming),
+        })
+    }
+}
+
+/// Removes every entry of the temp area; returns how many there were.
+fn sweep(incoming: &Dir) -> Result<usize, StorageError> {
+    let mut removed = 0;
+    for entry in incoming.entries()? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let result = if entry.file_type()?.is_dir() {
+            incoming.remove_dir_all(&name)
+        } else {
+            incoming.remove_file(&name)
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::warn!(name = ?name, error = %e, "cannot remove a stale upload"),
+        }
+    }
+    Ok(removed)
+}
+
+impl Storage for FsStorage {
+    type Home = FsHome;
+
+    fn home(&self, user: &str) -> Result<FsHome, StorageError> {
+        validate_user_name(user)?;
+        match self.root.create_dir(user) {
+            Ok(()) => tracing::info!(user, "created home"),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+        let home = self.root.open_dir(user)?;
+        Ok(FsHome {
+            home: Arc::new(home),
+            incoming: Arc::clone(&self.incoming),
+            user: user.to_owned(),
+        })
+    }
+}
+
+/// One user's home: a directory handle everything is resolved beneath.
+#[derive(Debug)]
+pub struct FsHome {
+    home: Arc<Dir>,
+    incoming: Arc<Dir>,
+    user: String,
+}
+
+/// Opens a directory beneath `home`; the empty path is the home itself.
+fn open_dir_beneath(home: &Dir, rel: &Path) -> io::Result<Dir> {
+    if rel.as_os_str().is_empty() {
+        home.try_clone()
+    } else {
+        home.open_dir(rel)
+    }
+}
+
+impl FsHome {
+    /// `mkdir -p`, one component at a time, so that an existing directory
+    /// (or an in-home symlink to one) is fine and anything else is reported.
+    fn mkdir_parents(&self, path: &VPath) -> Result<(), StorageError> {
+        let mut prefix = PathBuf::new();
+        let count = path.components().count();
+        for (i, component) in path.components().enumerate() {
+            prefix.push(component);
+            match self.home.create_dir(&prefix) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // Follows symlinks, beneath the home only.
+                    let meta = self.home.metadata(&prefix)?;
+                    if !meta.is_dir() {
+                        return Err(if i + 1 == count {
+                            StorageError::AlreadyExists
+                        } else {
+                            StorageError::NotADirectory
+                        });
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Where an upload to `path` will be published, relative to the home. An
+    /// in-home symlink to a regular file is followed, so the upload replaces
+    /// the file it points to (renaming over the link would silently turn it
+    /// into a file).
+    fn upload_target(&self, path: &VPath) -> Result<PathBuf, StorageError> {
+        let parent = path
+            .parent()
+            .map(|p| PathBuf::from(p.as_str()))
+            .unwrap_or_default();
+        let parent_dir = open_dir_beneath(&self.home, &parent)?;
+        let name = path.file_name();
+        let meta = match parent_dir.symlink_metadata(name) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(parent.join(name)),
+            Err(e) => return Err(e.into()),
+        };
+        let file_type = meta.file_type();
+        if file_type.is_dir() {
+            return Err(StorageError::IsADirectory);
+        }
+        if file_type.is_file() {
+            return Ok(parent.join(name));
+        }
+        if !file_type.is_symlink() {
+            return Err(StorageError::NotARegularFile);
+        }
+        // A symlink: follow it beneath the home (escapes and loops fail here).
+        let target = self.home.metadata(path.as_str())?;
+        if target.is_dir() {
+            return Err(StorageError::IsADirectory);
+        }
+        if !target.is_file() {
+            return Err(StorageError::NotARegularFile);
+        }
+        Ok(self.home.canonicalize(path.as_str())?)
+    }
+
+    /// Creates a fresh temp file `<user>.<16 hex>.part` in the temp area.
+    fn create_temp(&self) -> Result<(String, std::fs::File), StorageError> {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true).mode(0o644);
+        for _ in 0..8 {
+            let mut random = [0u8; 8];
+            getrandom::fill(&mut random).map_err(|e| {
+                tracing::error!(error = %e, "getrandom failed");
+                StorageError::Io(io::Error::other("getrandom failed"))
+            })?;
+            let name = format!("{}.{}.part", self.user, hex::encode(random));
+            match self.incoming.open_with(&name, &options) {
+                Ok(file) => return Ok((name, file.into_std())),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StorageError::Io(io::Error::other("no free temp name")))
+    }
+}
+
+impl Home for FsHome {
+    type Reader = FsReader;
+    type Upload = FsUpload;
+
+    fn mkdir(&self, path: &VPath, parents: bool) -> Result<(), StorageError> {
+        if parents {
+            self.mkdir_parents(path)
+        } else {
+            Ok(self.home.create_dir(path.as_str())?)
+        }
+    }
+
+    fn open_read(&self, path: &VPath) -> Result<(FsReader, u64), StorageError> {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer. It has no
+        // effect on reads from regular files, the only thing served.
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        let file = self.home.open_with(path.as_str(), &options)?.into_std();
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(StorageError::IsADirectory);
+        }
+        if !meta.is_file() {
+            tracing::warn!(user = %self.user, path = %path, "refused to read a special file");
+            return Err(StorageError::NotARegularFile);
+        }
+        // A hard link may share its inode with a file outside the home; our
+        // uploads never create one.
+        if meta.nlink() > 1 {
+            tracing::warn!(user = %self.user, path = %path, "refused to read a hard-linked file");
+            return Err(StorageError::NotARegularFile);
+        }
+        Ok((file, meta.len()))
+    }
+
+    fn create_upload(&self, path: &VPath) -> Result<FsUpload, StorageError> {
+        let dest = self.upload_target(path)?;
+        let (tmp_name, file) = self.create_temp()?;
+        tracing::debug!(user = %self.user, path = %path, tmp = %tmp_name, "upload started");
+        Ok(FsUpload::new(
+            file,
+            Arc::clone(&self.incoming),
+            Arc::clone(&self.home),
+            tmp_name,
+            dest,
+        ))
+    }
+}

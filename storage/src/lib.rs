@@ -1,0 +1,161 @@
+//! Storage back-ends of the mini-FTP server.
+//!
+//! The server keeps every authenticated user inside a sandboxed *home*. This
+//! crate owns everything between a client-supplied path and the disk.
+//!
+//! # Module map
+//!
+//! - [`path`]: [`VPath`], the validated home-relative path, and
+//!   [`validate_user_name`]. Paths are checked as text first, so `..`, absolute
+//!   paths, backslashes and invisible characters never reach the filesystem.
+//! - [`fs`]: [`FsStorage`], the filesystem implementation. Every operation is
+//!   resolved *beneath* a directory handle of the home with `cap-std`
+//!   (`openat2(RESOLVE_BENEATH)` or its own careful resolution), so even a
+//!   symlink planted in a home cannot lead outside it: symlinks that stay inside
+//!   are followed, those that escape give [`StorageError::PermissionDenied`].
+//! - This file: the [`Storage`], [`Home`] and [`Upload`] traits the server is
+//!   written against, and [`StorageError`] with the single mapping from
+//!   `std::io::Error`.
+//!
+//! # Layout on disk
+//!
+//! ```text
+//! root/
+//!   .incoming/              uploads in progress: <user>.<16 hex>.part
+//!   alice/                  alice's home
+//!   bob/                    bob's home
+//! ```
+//!
+//! Uploads are written to a temp file in `root/.incoming/` and renamed into the
+//! home on commit, so a file appears whole or not at all, and a reader of the old
+//! content is never disturbed. User names cannot start with '.', so
+//! `.incoming` can never be a home; no name in a user's namespace is reserved and
+//! listings never show temps. Because publishing is a `rename`, **the whole root
+//! must be one filesystem** (no homes on other mounts). Stale temps left by a
+//! crash are removed by [`FsStorage::open`].
+//!
+//! # Errors
+//!
+//! [`StorageError`]'s `Display` is sent to clients: it never contains host paths
+//! or OS error strings. Details are logged with `tracing` instead.
+
+pub mod fs;
+pub mod path;
+
+pub use fs::{FsHome, FsReader, FsStorage, FsUpload};
+pub use path::{PathError, VPath, validate_user_name};
+
+use std::io;
+
+/// An error from a storage operation, safe to show to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The client path or user name was refused before touching the disk.
+    #[error(transparent)]
+    InvalidPath(#[from] PathError),
+    /// Nothing exists under that name.
+    #[error("not found")]
+    NotFound,
+    /// Something already exists under that name.
+    #[error("already exists")]
+    AlreadyExists,
+    /// A component that had to be a directory is not one.
+    #[error("not a directory")]
+    NotADirectory,
+    /// A directory was named where a file was expected.
+    #[error("is a directory")]
+    IsADirectory,
+    /// A FIFO, device, socket or hard-linked file: never served or replaced.
+    #[error("not a regular file")]
+    NotARegularFile,
+    /// An attempt to leave the home (through a symlink), or the OS refused access.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The disk or the quota is full.
+    #[error("no space left on the server")]
+    StorageFull,
+    /// Any other I/O failure; the cause is kept for logs, never displayed.
+    #[error("storage error")]
+    Io(#[source] io::Error),
+}
+
+impl From<io::Error> for StorageError {
+    /// The one place that maps OS errors to client-facing variants.
+    fn from(e: io::Error) -> Self {
+        let mapped = match e.raw_os_error() {
+            Some(libc::ENOENT) => Some(StorageError::NotFound),
+            Some(libc::EEXIST) => Some(StorageError::AlreadyExists),
+            Some(libc::ENOTDIR) => Some(StorageError::NotADirectory),
+            Some(libc::EISDIR) => Some(StorageError::IsADirectory),
+            // ENXIO: open(2) of a socket, or of a FIFO/device without a peer.
+            Some(libc::ENXIO) => Some(StorageError::NotARegularFile),
+            Some(libc::EACCES | libc::EPERM | libc::ELOOP | libc::EXDEV | libc::EROFS) => {
+                Some(StorageError::PermissionDenied)
+            }
+            Some(libc::ENOSPC | libc::EDQUOT) => Some(StorageError::StorageFull),
+            Some(_) => None,
+            // No errno: cap-std's own errors, e.g. its escape error, which is
+            // `ErrorKind::PermissionDenied` with a message of its own.
+            None => match e.kind() {
+                io::ErrorKind::NotFound => Some(StorageError::NotFound),
+                io::ErrorKind::AlreadyExists => Some(StorageError::AlreadyExists),
+                io::ErrorKind::NotADirectory => Some(StorageError::NotADirectory),
+                io::ErrorKind::IsADirectory => Some(StorageError::IsADirectory),
+                io::ErrorKind::PermissionDenied => Some(StorageError::PermissionDenied),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                    Some(StorageError::StorageFull)
+                }
+                _ => None,
+            },
+        };
+        match mapped {
+            Some(err) => {
+                tracing::debug!(error = %e, mapped = %err, "storage operation failed");
+                err
+            }
+            None => {
+                tracing::warn!(error = %e, kind = ?e.kind(), "unexpected storage I/O error");
+                StorageError::Io(e)
+            }
+        }
+    }
+}
+
+/// A place where users' homes live.
+pub trait Storage: Send + Sync + 'static {
+    /// The handle of one user's home.
+    type Home: Home;
+    /// Opens the home of a user (validated with [`validate_user_name`]),
+    /// creating `root/<user>/` at first use.
+    fn home(&self, user: &str) -> Result<Self::Home, StorageError>;
+}
+
+/// One user's home. All paths are relative to it and can never leave it.
+pub trait Home: Send + Sync + 'static {
+    /// A download in progress.
+    type Reader: io::Read + Send + 'static;
+    /// An upload in progress.
+    type Upload: Upload;
+    /// mkdir; with `parents = true` like `mkdir -p` (existing directories are
+    /// fine, an existing non-directory in the way is `NotADirectory`, or
+    /// `AlreadyExists` when it is the last component); with `parents = false`,
+    /// an existing entry is `AlreadyExists` and a missing parent is `NotFound`.
+    fn mkdir(&self, path: &VPath, parents: bool) -> Result<(), StorageError>;
+    /// Opens a regular file for reading; returns it with its size (from fstat
+    /// of the opened handle).
+    fn open_read(&self, path: &VPath) -> Result<(Self::Reader, u64), StorageError>;
+    /// Starts an upload that will be published under `path`. Fails early when
+    /// the parent directory is missing (`NotFound`) or `path` names a directory
+    /// (`IsADirectory`) or something that is not a regular file.
+    fn create_upload(&self, path: &VPath) -> Result<Self::Upload, StorageError>;
+}
+
+/// An upload in progress: bytes go to a hidden temp file; nothing is visible
+/// under the final name until [`Upload::commit`].
+pub trait Upload: io::Write + Send + 'static {
+    /// fsync the temp file, rename it over the final name, fsync the
+    /// destination directory.
+    fn commit(self) -> Result<(), StorageError>;
+    /// Removes the temp file. Dropping an uncommitted upload does the same.
+    fn abort(self);
+}

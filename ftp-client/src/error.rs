@@ -1,0 +1,70 @@
+//! Errors of the client, each worded so that a person knows what failed and where.
+
+use std::path::PathBuf;
+
+use ftp_shared::text::escape;
+use ftp_shared::{CodecError, ErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connection to the server lost: {0}")]
+    Connection(#[source] std::io::Error),
+    /// The server refused the request; `message` is the server's (shown escaped).
+    #[error("remote: {}", escape(message))]
+    Remote { code: ErrorCode, message: String },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("authentication failed")]
+    AuthFailed,
+    #[error("login: {0}")]
+    Scram(#[from] ftp_shared::scram::ScramError),
+    #[error(
+        "the saved login keys no longer match the server (was the password changed?): run `ftp-client login` again"
+    )]
+    StaleKeys,
+    #[error("{}: {source}", path.display())]
+    Local {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    LocalFile { path: PathBuf, message: String },
+    #[error(
+        "download of {} failed verification ({reason}); nothing was saved",
+        escape(remote)
+    )]
+    Verification { remote: String, reason: String },
+}
+
+impl ClientError {
+    /// The server's error code, when the server refused the request.
+    pub fn remote_code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Remote { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn local(path: impl Into<PathBuf>, source: std::io::Error) -> ClientError {
+        ClientError::Local {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<CodecError> for ClientError {
+    fn from(e: CodecError) -> ClientError {
+        match e {
+            CodecError::Io(io) => ClientError::Connection(io),
+            other => ClientError::Protocol(other.to_string()),
+        }
+    }
+}

@@ -61,7 +61,11 @@ impl CmdError {
                 ErrorCode::INTERNAL
             }
         };
-        CmdError::refused(code, format!("{err}: {}", escape(path)))
+        let message = match &err {
+            StorageError::InvalidPath(why) => format!("invalid path ({why}): {}", escape(path)),
+            _ => format!("{err}: {}", escape(path)),
+        };
+        CmdError::refused(code, message)
     }
 
     /// A path the client sent that is not acceptable.

@@ -1,6 +1,7 @@
 //! One client connection: length-prefixed frames in, length-prefixed frames out.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use ftp_shared::codec::{MAX_FRAME, PRE_LOGIN_MAX_FRAME, ServerCodec};
 use ftp_shared::{CodecError, Request, Response};
@@ -14,11 +15,14 @@ use tokio_util::codec::Framed;
 pub struct Connection {
     framed: Framed<TcpStream, ServerCodec>,
     peer: SocketAddr,
+    send_timeout: Duration,
 }
 
 impl Connection {
-    /// Wraps an accepted stream. Frames are capped at the pre-login size until [`Connection::logged_in`].
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> Connection {
+    /// Wraps an accepted stream. Frames are capped at the pre-login size until
+    /// [`Connection::logged_in`]; a peer that does not take a reply within
+    /// `send_timeout` is given up on.
+    pub fn new(stream: TcpStream, peer: SocketAddr, send_timeout: Duration) -> Connection {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
@@ -29,6 +33,7 @@ impl Connection {
                 PRE_LOGIN_MAX_FRAME,
             ),
             peer,
+            send_timeout,
         }
     }
 
@@ -46,8 +51,11 @@ impl Connection {
         self.framed.next().await.transpose()
     }
 
-    /// Sends one response and flushes it.
+    /// Sends one response and flushes it, within the send timeout.
     pub async fn send(&mut self, response: Response) -> Result<(), CodecError> {
-        self.framed.send(response).await
+        match tokio::time::timeout(self.send_timeout, self.framed.send(response)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(CodecError::Io(std::io::ErrorKind::TimedOut.into())),
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ftp_shared::codec::encode_frame;
 use ftp_shared::{ErrorCode, Response};
 use ftp_storage::Storage;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -99,11 +99,22 @@ fn log_session_end(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Tells a connection over the limit why it is being closed.
+/// Tells a connection over the limit why it is being closed. The reply is
+/// followed by a FIN, and what the peer sent meanwhile (its hello) is read
+/// and dropped for a moment, so that closing with unread data does not reset
+/// the connection before the peer has read the reply.
 async fn refuse_busy(mut stream: TcpStream) {
     let mut frame = bytes::BytesMut::new();
     let busy = Response::error(ErrorCode::BUSY, "too many connections, try again later");
-    if encode_frame(&busy, &mut frame).is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&frame)).await;
+    if encode_frame(&busy, &mut frame).is_err() {
+        return;
     }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&frame).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 512];
+        while stream.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    })
+    .await;
 }

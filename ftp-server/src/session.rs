@@ -31,7 +31,7 @@ pub async fn serve<S: Storage>(
     let span = tracing::info_span!("session", %peer);
     async move {
         tracing::debug!("connected");
-        let mut conn = Connection::new(stream, peer);
+        let mut conn = Connection::new(stream, peer, shared.limits.transfer_timeout);
         if let Err(e) = run(&mut conn, &shared, &stop).await {
             if let Some(reply) = e.reply() {
                 let _ = conn.send(reply).await;
@@ -72,14 +72,16 @@ async fn run<S: Storage>(
     let home = Arc::new(home.map_err(|e| CmdError::storage(e, "~"))?);
 
     loop {
+        // Biased: once shutdown has begun, no new request is started.
         let request = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Err(shutting_down()),
             read = tokio::time::timeout(shared.limits.idle_timeout, conn.read()) => {
                 match read {
                     Ok(read) => read?,
                     Err(_) => return Err(CmdError::fatal(ErrorCode::TIMEOUT, "idle timeout")),
                 }
             }
-            _ = stop.cancelled() => return Err(shutting_down()),
         };
         let Some(request) = request else {
             return Ok(());
@@ -88,7 +90,7 @@ async fn run<S: Storage>(
             Request::Put { path, size } => {
                 cmd::put::run(conn, &home, &shared.limits, &path, size).await
             }
-            Request::Get { path } => cmd::get::run(conn, &home, &shared.limits, &path).await,
+            Request::Get { path } => cmd::get::run(conn, &home, &path).await,
             Request::Mkdir { path, parents } => cmd::mkdir::run(conn, &home, &path, parents).await,
             Request::Quit => {
                 conn.send(Response::Ok).await?;

@@ -188,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn strings_options_and_codes_have_the_documented_layout() {
+    fn strings_bools_and_error_codes_have_the_documented_layout() {
         let buf = frame_of(&Request::Mkdir {
             path: "ab".into(),
             parents: true,

@@ -32,7 +32,8 @@ pub enum Request {
     /// Start an upload of exactly `size` bytes to `path`; followed by `Data`
     /// frames carrying those bytes, then `PutEnd` (or `PutCancel`).
     Put { path: String, size: u64 },
-    /// A chunk of the file being uploaded (at most [`CHUNK_SIZE`] bytes).
+    /// A chunk of the file being uploaded (senders use at most [`CHUNK_SIZE`]
+    /// bytes; any chunk that fits in a frame is accepted).
     Data(ByteBuf),
     /// End of an upload: the digest of the whole file.
     PutEnd { digest: Digest },

@@ -16,7 +16,6 @@ use ftp_storage::{Home, StorageError};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 
-use crate::Limits;
 use crate::cmd::{blocking, parse_path};
 use crate::connection::Connection;
 use crate::error::CmdError;
@@ -32,7 +31,6 @@ enum Piece {
 pub async fn run<H: Home>(
     conn: &mut Connection,
     home: &Arc<H>,
-    limits: &Limits,
     path: &str,
 ) -> Result<(), CmdError> {
     let vpath = parse_path(path)?;
@@ -57,7 +55,7 @@ pub async fn run<H: Home>(
                 .reply()
                 .expect("storage errors have a reply"),
         };
-        tokio::time::timeout(limits.transfer_timeout, conn.send(response)).await??;
+        conn.send(response).await?;
     }
     Ok(())
 }

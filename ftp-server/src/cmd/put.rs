@@ -72,26 +72,38 @@ pub async fn run<H: Home>(
         }
     };
     drop(chunks);
-    let written = writer.await.map_err(|e| {
-        tracing::error!("upload writer failed: {e}");
-        CmdError::refused(ErrorCode::INTERNAL, "internal server error")
-    });
+    let written = match writer.await {
+        Ok(Ok(written)) => Ok(written),
+        Ok(Err(e)) => Err(CmdError::storage(e, path)),
+        Err(e) => {
+            tracing::error!("upload writer failed: {e}");
+            Err(CmdError::refused(
+                ErrorCode::INTERNAL,
+                "internal server error",
+            ))
+        }
+    };
 
     let (upload, digest) = match (ended, written) {
-        (Err(e), _) => {
-            // Cancelled or refused by the client's own doing: the frames of
-            // this upload may still be coming when the upload was too long.
-            if matches!(&e, CmdError::Refused { code, .. } if *code == ErrorCode::SIZE_MISMATCH) {
-                return refuse_and_drain(conn, limits, e).await;
-            }
-            return Err(e);
+        // Too much data: the client is still sending the rest.
+        (
+            Err(
+                e @ CmdError::Refused {
+                    code: ErrorCode::SIZE_MISMATCH,
+                    ..
+                },
+            ),
+            _,
+        ) => {
+            return refuse_and_drain(conn, limits, e).await;
         }
-        (Ok(_), Err(e)) => return refuse_and_drain(conn, limits, e).await,
-        (Ok(_), Ok(Err(e))) => {
-            return refuse_and_drain(conn, limits, CmdError::storage(e, path)).await;
-        }
-        (Ok(None), Ok(Ok(_))) => unreachable!("the writer only stops early on an error"),
-        (Ok(Some(claimed)), Ok(Ok((upload, digest)))) => {
+        (Err(e), _) => return Err(e),
+        // The writer failed before `PutEnd` arrived: the rest is still coming.
+        (Ok(None), Err(e)) => return refuse_and_drain(conn, limits, e).await,
+        // `PutEnd` was read already: the reply ends the upload.
+        (Ok(Some(_)), Err(e)) => return Err(e),
+        (Ok(None), Ok(_)) => unreachable!("the writer only stops early on an error"),
+        (Ok(Some(claimed)), Ok((upload, digest))) => {
             if received != size {
                 return Err(CmdError::refused(
                     ErrorCode::SIZE_MISMATCH,

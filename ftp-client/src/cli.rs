@@ -103,42 +103,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Put { local, remote } => {
             let remote = remote_name(&local, remote)?;
             let mut client = session(global).await?;
-            let bar = progress_bar(global, &remote);
-            let started = Instant::now();
+            let meter = Meter::start(global, &format!("{} -> {remote}", local.display()));
             let size = client
-                .put_file(&local, &remote, &mut |done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                })
+                .put_file(&local, &remote, &mut meter.progress())
                 .await?;
-            bar.finish_and_clear();
-            summary(
-                global,
-                &format!("{} -> {remote}", local.display()),
-                size,
-                started,
-            );
+            meter.finish(size);
             client.quit().await?;
             Ok(())
         }
         Command::Get { remote, local } => {
             let local = local_name(&remote, local)?;
             let mut client = session(global).await?;
-            let bar = progress_bar(global, &remote);
-            let started = Instant::now();
+            let meter = Meter::start(global, &format!("{remote} -> {}", local.display()));
             let size = client
-                .get_file(&remote, &local, &mut |done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                })
+                .get_file(&remote, &local, &mut meter.progress())
                 .await?;
-            bar.finish_and_clear();
-            summary(
-                global,
-                &format!("{remote} -> {}", local.display()),
-                size,
-                started,
-            );
+            meter.finish(size);
             client.quit().await?;
             Ok(())
         }
@@ -274,30 +254,56 @@ fn local_name(remote: &str, local: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     })
 }
 
-fn progress_bar(global: &Global, label: &str) -> ProgressBar {
-    if global.quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-    )
-    .expect("a valid template")
-    .progress_chars("=> ");
-    ProgressBar::new(0)
-        .with_style(style)
-        .with_message(ftp_shared::text::escape(label).to_string())
+/// A transfer's progress bar (on a terminal) and closing summary.
+struct Meter {
+    bar: ProgressBar,
+    label: String,
+    started: Instant,
 }
 
-fn summary(global: &Global, what: &str, size: u64, started: Instant) {
-    if global.quiet || !std::io::stderr().is_terminal() {
-        return;
+impl Meter {
+    fn start(global: &Global, label: &str) -> Meter {
+        let label = ftp_shared::text::escape(label).to_string();
+        let bar = if global.quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::hidden()
+        } else {
+            let style = ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            ProgressBar::new(0)
+                .with_style(style)
+                .with_message(label.clone())
+        };
+        Meter {
+            bar,
+            label,
+            started: Instant::now(),
+        }
     }
-    let secs = started.elapsed().as_secs_f64().max(1e-6);
-    eprintln!(
-        "{}: {} in {:.2}s ({}/s)",
-        ftp_shared::text::escape(what),
-        indicatif::HumanBytes(size),
-        secs,
-        indicatif::HumanBytes((size as f64 / secs) as u64)
-    );
+
+    /// The callback a transfer reports its progress to.
+    fn progress(&self) -> impl FnMut(u64, u64) + Send + use<> {
+        let bar = self.bar.clone();
+        move |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
+    /// Clears the bar and prints a one-line summary (on a terminal only).
+    fn finish(self, size: u64) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        self.bar.finish_and_clear();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-6);
+        eprintln!(
+            "{}: {} in {secs:.2}s ({}/s)",
+            self.label,
+            indicatif::HumanBytes(size),
+            indicatif::HumanBytes((size as f64 / secs) as u64)
+        );
+    }
 }

@@ -209,9 +209,12 @@ impl Client {
             Ok(Ok(digest)) => digest,
             Ok(Err(e)) => {
                 self.conn.send(Request::PutCancel).await?;
-                // The server answers the cancelled upload; the local error is what matters.
-                let _ = self.reply().await?;
-                return Err(e);
+                // The server answers the cancelled upload (CANCELLED); the
+                // local error is what the user needs to hear.
+                match self.reply().await {
+                    Ok(_) | Err(ClientError::Remote { .. }) => return Err(e),
+                    Err(lost) => return Err(lost),
+                }
             }
             Err(e) => {
                 return Err(ClientError::Protocol(format!(
@@ -225,7 +228,9 @@ impl Client {
     }
 
     /// Downloads `remote` into the local file `local` (through `local.part`,
-    /// renamed after the size and digest checked out). Returns the size.
+    /// renamed after the size and digest checked out). An existing
+    /// `local.part` is never overwritten: the download is refused instead.
+    /// Returns the size.
     pub async fn get_file(
         &mut self,
         remote: &str,
@@ -233,7 +238,18 @@ impl Client {
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<u64, ClientError> {
         let part = part_path(local);
-        let file = File::create(&part).map_err(|e| ClientError::local(&part, e))?;
+        let file = match File::create_new(&part) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(ClientError::LocalFile {
+                    path: part,
+                    message:
+                        "already exists (left by an interrupted download?); move or delete it first"
+                            .into(),
+                });
+            }
+            Err(e) => return Err(ClientError::local(&part, e)),
+        };
         let result = self.receive(remote, file, &part, progress).await;
         match result {
             Ok(size) => {

@@ -158,33 +158,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         println!("listening on {addr}");
         tracing::info!(%addr, root = %args.root.display(), "serving");
-        crate::run(listener, shared, shutdown_signal()).await;
+        crate::run(listener, shared, shutdown).await;
         anyhow::Ok(())
     })
 }
 
-/// Completes at Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Completes at the first Ctrl-C or SIGTERM. The handlers are installed
+/// before this returns, so a signal that arrives as soon as the server says it
+/// is listening is already a request to shut down, not a kill.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("cannot watch SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutdown requested");
+        tracing::info!("shutdown requested");
+    })
 }
 
 /// First start: a users file with `admin` and a random password, shown once.

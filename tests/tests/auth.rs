@@ -1,0 +1,396 @@
+//! Login at the protocol level: what a wrong password, an unknown user, a
+//! replay, a command before login and a wrong version get, byte for byte; and
+//! the client's check that the server knows the verifier.
+
+use std::net::TcpListener;
+
+use ftp_client::{Client, ClientError, Secret};
+use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
+use ftp_shared::scram::{ScramError, ServerFirst, StoredCredentials, parse_client_first};
+use ftp_shared::{Digest, ErrorCode, Request, Response};
+use serde_bytes::ByteBuf;
+use tests::{ALICE_PASSWORD, RawConn, TestServer, read_msg, snapshot, write_msg};
+
+/// Runs a failed login on a fresh connection and returns the exact bytes of
+/// the failure reply (the challenge must come first).
+fn failed_login_reply(server: &TestServer, user: &str, password: &str) -> Vec<u8> {
+    let mut conn = RawConn::connect_hello(server);
+    let first = ftp_shared::scram::ClientFirst::new(user);
+    conn.send(&Request::AuthStart {
+        client_first: first.message(),
+    })
+    .unwrap();
+    let Some(Response::AuthChallenge { server_first }) = conn.recv() else {
+        panic!("no challenge for {user}");
+    };
+    let challenge = first.handle_server_first(&server_first).unwrap();
+    assert_eq!(
+        challenge.iterations(),
+        tests::ITERATIONS,
+        "{user}: iterations"
+    );
+    let keys = ftp_shared::scram::ScramKeys::derive(
+        password.as_bytes(),
+        challenge.salt(),
+        challenge.iterations(),
+    );
+    let (_, client_final) = challenge.finish(&keys);
+    conn.send(&Request::AuthFinish { client_final }).unwrap();
+    conn.recv_raw().expect("a reply to the failed login")
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_the_same_bytes() {
+    let server = TestServer::start();
+    let wrong_password = failed_login_reply(&server, "alice", "not-alice's");
+    let unknown_user = failed_login_reply(&server, "mallory", "not-alice's");
+    assert_eq!(
+        wrong_password, unknown_user,
+        "a wrong password and an unknown user must be indistinguishable"
+    );
+    let reply: Response = ftp_shared::codec::decode_body(&wrong_password[4..]).unwrap();
+    assert_eq!(
+        reply,
+        Response::error(ErrorCode::AUTH_FAILED, "authentication failed")
+    );
+
+    // An unknown user's challenge is stable (no oracle by asking twice) and has a salt.
+    let challenge = |user: &str| {
+        let mut conn = RawConn::connect_hello(&server);
+        conn.send(&Request::AuthStart {
+            client_first: ftp_shared::scram::ClientFirst::with_nonce(user, "fixednonce").message(),
+        })
+        .unwrap();
+        match conn.recv() {
+            Some(Response::AuthChallenge { server_first }) => {
+                server_first.split(',').nth(1).unwrap().to_owned()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(challenge("mallory"), challenge("mallory"));
+    assert_eq!(challenge("alice"), challenge("alice"));
+    assert_ne!(challenge("mallory"), challenge("trudy"));
+}
+
+#[test]
+fn replayed_login_messages_are_refused() {
+    let server = TestServer::start();
+    let mut conn = RawConn::connect_hello(&server);
+    let recorded = conn
+        .login_recorded("alice", ALICE_PASSWORD)
+        .expect("the genuine login succeeds");
+    drop(conn);
+
+    let mut replay = RawConn::connect_hello(&server);
+    replay
+        .send(&Request::AuthStart {
+            client_first: recorded.client_first.clone(),
+        })
+        .unwrap();
+    match replay.recv() {
+        Some(Response::AuthChallenge { server_first }) => {
+            let nonce = server_first.split(',').next().unwrap();
+            assert!(
+                !recorded.client_final.contains(nonce),
+                "the server reused its nonce"
+            );
+        }
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+    replay
+        .send(&Request::AuthFinish {
+            client_final: recorded.client_final.clone(),
+        })
+        .unwrap();
+    match replay.recv() {
+        Some(Response::Error { code, .. }) => assert_eq!(code, ErrorCode::AUTH_FAILED),
+        other => panic!("a replayed login must fail with AUTH_FAILED, got {other:?}"),
+    }
+    // Not logged in: a command is still refused.
+    replay
+        .send(&Request::Mkdir {
+            path: "replayed".into(),
+            parents: false,
+        })
+        .unwrap();
+    match replay.recv() {
+        Some(Response::Error { code, .. }) => assert_eq!(code, ErrorCode::NOT_LOGGED_IN),
+        other => panic!("{other:?}"),
+    }
+    assert!(!server.home("alice").join("replayed").exists());
+}
+
+#[test]
+fn commands_before_login_are_refused_and_close_the_connection() {
+    let server = TestServer::start();
+    let before = snapshot(server.base(), &[]);
+    let requests = [
+        Request::Put {
+            path: "early.txt".into(),
+            size: 5,
+        },
+        Request::Get {
+            path: "early.txt".into(),
+        },
+        Request::Mkdir {
+            path: "early".into(),
+            parents: true,
+        },
+        Request::Data(ByteBuf::from(b"early".to_vec())),
+        Request::PutEnd {
+            digest: Digest::Sha256([0; 32]),
+        },
+    ];
+    for request in &requests {
+        let mut conn = RawConn::connect_hello(&server);
+        conn.send(request).unwrap();
+        // Whatever follows must not be acted upon either.
+        let _ = conn.send(&Request::Data(ByteBuf::from(b"early".to_vec())));
+        let _ = conn.send(&Request::PutEnd {
+            digest: Digest::Sha256([0; 32]),
+        });
+        let replies = conn.expect_closed();
+        assert!(
+            matches!(
+                replies.first(),
+                Some(Response::Error { code, .. }) if *code == ErrorCode::NOT_LOGGED_IN
+            ),
+            "{request:?} before login got {replies:?}"
+        );
+        assert_eq!(replies.len(), 1, "{request:?}: {replies:?}");
+
+        // Halfway through a login is not logged in either.
+        let mut conn = RawConn::connect_hello(&server);
+        conn.send(&Request::AuthStart {
+            client_first: ftp_shared::scram::ClientFirst::new("alice").message(),
+        })
+        .unwrap();
+        assert!(matches!(conn.recv(), Some(Response::AuthChallenge { .. })));
+        conn.send(request).unwrap();
+        let replies = conn.expect_closed();
+        assert!(
+            matches!(replies.first(), Some(Response::Error { .. })),
+            "{request:?} mid-login got {replies:?}"
+        );
+    }
+    // Before the hello, too.
+    let mut conn = RawConn::connect(&server);
+    conn.send(&requests[2]).unwrap();
+    let replies = conn.expect_closed();
+    assert!(
+        matches!(replies.as_slice(), [Response::Error { .. }]),
+        "{replies:?}"
+    );
+
+    assert_eq!(
+        before,
+        snapshot(server.base(), &[]),
+        "something was created on disk"
+    );
+}
+
+#[test]
+fn three_failed_logins_close_the_connection() {
+    let server = TestServer::start();
+    let mut conn = RawConn::connect_hello(&server);
+    for attempt in 1..=2 {
+        match conn.login("alice", "wrong") {
+            Err(Response::Error { code, .. }) => assert_eq!(code, ErrorCode::AUTH_FAILED),
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+    }
+    // The third failure is answered, then the connection closes.
+    let first = ftp_shared::scram::ClientFirst::new("alice");
+    conn.send(&Request::AuthStart {
+        client_first: first.message(),
+    })
+    .unwrap();
+    let Some(Response::AuthChallenge { server_first }) = conn.recv() else {
+        panic!("no third challenge");
+    };
+    let challenge = first.handle_server_first(&server_first).unwrap();
+    let keys =
+        ftp_shared::scram::ScramKeys::derive(b"wrong", challenge.salt(), challenge.iterations());
+    let (_, client_final) = challenge.finish(&keys);
+    conn.send(&Request::AuthFinish { client_final }).unwrap();
+    let replies = conn.expect_closed();
+    assert!(
+        matches!(
+            replies.as_slice(),
+            [Response::Error { code, .. }] if *code == ErrorCode::AUTH_FAILED
+        ),
+        "third failure: {replies:?}"
+    );
+
+    // Other connections are not affected: the right password still works.
+    let mut ok = RawConn::connect_hello(&server);
+    ok.login("alice", ALICE_PASSWORD)
+        .expect("a fresh connection logs in");
+
+    // A success after failures on the same connection is fine.
+    let mut conn = RawConn::connect_hello(&server);
+    assert!(conn.login("alice", "wrong").is_err());
+    assert!(conn.login("alice", "wrong").is_err());
+    conn.login("alice", ALICE_PASSWORD)
+        .expect("the third attempt may succeed");
+}
+
+#[test]
+fn failed_logins_are_delayed() {
+    let server = TestServer::start();
+    let mut conn = RawConn::connect_hello(&server);
+    let started = std::time::Instant::now();
+    assert!(conn.login("alice", "wrong").is_err());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "a failed login was answered after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn wrong_version_or_magic_is_refused_and_closed() {
+    let server = TestServer::start();
+    let mut conn = RawConn::connect(&server);
+    conn.send(&Request::Hello {
+        magic: MAGIC,
+        version: PROTOCOL_VERSION + 1,
+    })
+    .unwrap();
+    let replies = conn.expect_closed();
+    assert!(
+        matches!(
+            replies.as_slice(),
+            [Response::Error { code, .. }] if *code == ErrorCode::UNSUPPORTED_VERSION
+        ),
+        "{replies:?}"
+    );
+
+    let mut conn = RawConn::connect(&server);
+    conn.send(&Request::Hello {
+        magic: *b"NOTFTP\x00\x01",
+        version: PROTOCOL_VERSION,
+    })
+    .unwrap();
+    let replies = conn.expect_closed();
+    assert!(
+        matches!(
+            replies.as_slice(),
+            [Response::Error { code, .. }] if *code == ErrorCode::BAD_REQUEST
+        ),
+        "{replies:?}"
+    );
+}
+
+/// A fake server that knows alice's StoredKey (so it can check her proof) but
+/// not her ServerKey: it answers `AuthOk` with a signature that cannot match.
+fn fake_server(password: &str) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut creds = StoredCredentials::new(password.as_bytes(), tests::ITERATIONS);
+    creds.server_key = [0x42; 32];
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(tests::READ_TIMEOUT)).unwrap();
+        let Some(Request::Hello { .. }) = read_msg(&mut stream) else {
+            panic!("no hello")
+        };
+        write_msg(
+            &mut stream,
+            &Response::Hello {
+                version: PROTOCOL_VERSION,
+                server: "impostor".into(),
+            },
+        )
+        .unwrap();
+        let Some(Request::AuthStart { client_first }) = read_msg(&mut stream) else {
+            panic!("no AuthStart")
+        };
+        let parsed = parse_client_first(&client_first).unwrap();
+        let exchange = ServerFirst::new(&parsed, creds);
+        write_msg(
+            &mut stream,
+            &Response::AuthChallenge {
+                server_first: exchange.message(),
+            },
+        )
+        .unwrap();
+        let Some(Request::AuthFinish { client_final }) = read_msg(&mut stream) else {
+            panic!("no AuthFinish")
+        };
+        let server_final = exchange
+            .verify_client_final(&client_final)
+            .expect("the client's proof is right");
+        write_msg(&mut stream, &Response::AuthOk { server_final }).unwrap();
+        // The client must not go on: anything it sends now is a failure of the test.
+        let next: Option<Request> = read_msg(&mut stream);
+        assert!(
+            matches!(next, None | Some(Request::Quit)),
+            "the client trusted the impostor and sent {next:?}"
+        );
+    });
+    (addr, handle)
+}
+
+#[tokio::test]
+async fn client_refuses_a_server_that_cannot_prove_the_verifier() {
+    let (addr, fake) = fake_server(ALICE_PASSWORD);
+    let mut client = Client::connect(addr)
+        .await
+        .expect("connect to the impostor");
+    let err = client
+        .login("alice", Secret::Password(ALICE_PASSWORD))
+        .await
+        .expect_err("the login must fail against an impostor");
+    assert!(
+        matches!(err, ClientError::Scram(ScramError::ServerSignatureMismatch)),
+        "{err:?}"
+    );
+    drop(client);
+    tokio::task::spawn_blocking(move || fake.join())
+        .await
+        .unwrap()
+        .expect("the fake server saw nothing after AuthOk");
+}
+
+#[test]
+fn cli_refuses_a_server_that_cannot_prove_the_verifier() {
+    let (addr, fake) = fake_server(ALICE_PASSWORD);
+    let client = tests::ClientEnv::new();
+    let out = client.run_stdin(
+        ["login", &format!("alice@{addr}"), "--password-stdin"],
+        &format!("{ALICE_PASSWORD}\n"),
+    );
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("server signature mismatch"),
+        "{:?}",
+        out.stderr
+    );
+    assert!(
+        !client.credentials_path().exists(),
+        "keys saved for an impostor"
+    );
+    fake.join()
+        .expect("the fake server saw nothing after AuthOk");
+}
+
+#[tokio::test]
+async fn library_login_reports_auth_failed() {
+    let server = TestServer::start();
+    let mut client = Client::connect(server.addr()).await.unwrap();
+    let err = client
+        .login("alice", Secret::Password("wrong"))
+        .await
+        .expect_err("wrong password");
+    assert!(matches!(err, ClientError::AuthFailed), "{err:?}");
+    // The session is still usable for another attempt.
+    client
+        .login("alice", Secret::Password(ALICE_PASSWORD))
+        .await
+        .expect("second attempt");
+    client.mkdir("after-retry", false).await.unwrap();
+    client.quit().await.unwrap();
+    assert!(server.home("alice").join("after-retry").is_dir());
+}

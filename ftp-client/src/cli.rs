@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::credentials::{self, Store};
-use crate::{Client, Secret, Target};
+use crate::{Client, ClientError, GetItem, PutItem, Secret, Target};
 
 /// Client of the mini-FTP: authenticated, verified file transfer.
 #[derive(Debug, Parser)]
@@ -54,15 +54,19 @@ enum Command {
         #[arg(value_name = "USER@HOST[:PORT]")]
         target: Option<Target>,
     },
-    /// Upload a file (to REMOTE, or to its own name in the home; a REMOTE ending in '/' is a directory).
+    /// Upload files: `put LOCAL [REMOTE]`, or `put LOCAL... DIR/` into a
+    /// remote directory. An interrupted upload of the same file is continued.
     Put {
-        local: PathBuf,
-        remote: Option<String>,
+        #[arg(required = true, value_name = "LOCAL... [REMOTE]")]
+        args: Vec<String>,
     },
-    /// Download a file (to LOCAL, or to its own name in the current directory).
+    /// Download files: `get REMOTE [LOCAL]`, or `get REMOTE... LOCAL_DIR`.
     Get {
-        remote: String,
-        local: Option<PathBuf>,
+        /// Continue the download that left LOCAL.part behind.
+        #[arg(long)]
+        resume: bool,
+        #[arg(required = true, value_name = "REMOTE... [LOCAL]")]
+        args: Vec<String>,
     },
     /// Create a remote directory.
     Mkdir {
@@ -88,6 +92,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Reported>() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -100,27 +105,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Login { target } => login(global, &target).await,
         Command::Logout { target } => logout(target),
-        Command::Put { local, remote } => {
-            let remote = remote_name(&local, remote)?;
+        Command::Put { args } => {
+            let items = put_items(args)?;
             let mut client = session(global).await?;
-            let meter = Meter::start(global, &format!("{} -> {remote}", local.display()));
-            let size = client
-                .put_file(&local, &remote, &mut meter.progress())
+            let labels: Vec<String> = items.iter().map(|i| i.remote.clone()).collect();
+            let meter = Meter::start(global, &labels);
+            let results = client
+                .put_files(&items, true, &mut meter.progress())
                 .await?;
-            meter.finish(size);
+            let outcome = meter.finish(&results);
             client.quit().await?;
-            Ok(())
+            outcome
         }
-        Command::Get { remote, local } => {
-            let local = local_name(&remote, local)?;
+        Command::Get { resume, args } => {
+            let items = get_items(args)?;
             let mut client = session(global).await?;
-            let meter = Meter::start(global, &format!("{remote} -> {}", local.display()));
-            let size = client
-                .get_file(&remote, &local, &mut meter.progress())
+            let labels: Vec<String> = items.iter().map(|i| i.remote.clone()).collect();
+            let meter = Meter::start(global, &labels);
+            let results = client
+                .get_files(&items, resume, &mut meter.progress())
                 .await?;
-            meter.finish(size);
+            let outcome = meter.finish(&results);
             client.quit().await?;
-            Ok(())
+            outcome
         }
         Command::Mkdir { parents, remote } => {
             let mut client = session(global).await?;
@@ -219,51 +226,90 @@ fn prompt_password(target: &Target) -> anyhow::Result<String> {
         .context("cannot read the password")
 }
 
-/// The remote name of an upload: REMOTE, REMOTE/NAME when it ends in '/', or NAME.
-fn remote_name(local: &Path, remote: Option<String>) -> anyhow::Result<String> {
-    let name = || {
+/// `LOCAL [REMOTE]` or `LOCAL... DIR/`.
+fn put_items(mut args: Vec<String>) -> anyhow::Result<Vec<PutItem>> {
+    let name = |local: &Path| -> anyhow::Result<String> {
         local
             .file_name()
             .and_then(|n| n.to_str())
+            .map(str::to_string)
             .with_context(|| format!("{}: cannot tell the file's name", local.display()))
     };
-    Ok(match remote {
-        Some(r) if r.ends_with('/') => format!("{r}{}", name()?),
-        Some(r) => r,
-        None => name()?.to_string(),
-    })
-}
-
-/// The local name of a download: LOCAL, LOCAL/NAME when it is a directory, or ./NAME.
-fn local_name(remote: &str, local: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let name = remote
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or("");
-    let name = || -> anyhow::Result<&str> {
-        if name.is_empty() || name == "." || name == ".." {
-            bail!("{remote:?} does not name a file; give a local name");
-        }
-        Ok(name)
+    let target = match args.len() {
+        1 => None,
+        2 => args.pop(),
+        _ => match args.pop() {
+            Some(dir) if dir.ends_with('/') => Some(dir),
+            _ => usage(
+                "with several files, the last argument must be a remote directory ending in '/'",
+            ),
+        },
     };
-    Ok(match local {
-        Some(l) if l.is_dir() => l.join(name()?),
-        Some(l) => l,
-        None => PathBuf::from(name()?),
-    })
+    args.into_iter()
+        .map(|local| {
+            let local = PathBuf::from(local);
+            let remote = match &target {
+                Some(dir) if dir.ends_with('/') => format!("{dir}{}", name(&local)?),
+                Some(remote) => remote.clone(),
+                None => name(&local)?,
+            };
+            Ok(PutItem { local, remote })
+        })
+        .collect()
 }
 
-/// A transfer's progress bar (on a terminal) and closing summary.
+/// `REMOTE [LOCAL]` or `REMOTE... LOCAL_DIR`.
+fn get_items(mut args: Vec<String>) -> anyhow::Result<Vec<GetItem>> {
+    let target = match args.len() {
+        1 => None,
+        _ => args.pop().map(PathBuf::from),
+    };
+    if args.len() > 1 && !target.as_deref().is_some_and(Path::is_dir) {
+        usage("with several files, the last argument must be an existing local directory");
+    }
+    args.into_iter()
+        .map(|remote| {
+            let name = remote
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("");
+            if name.is_empty() || name == "." || name == ".." {
+                bail!("{remote:?} does not name a file; give a local name");
+            }
+            let local = match &target {
+                Some(dir) if dir.is_dir() => dir.join(name),
+                Some(local) => local.clone(),
+                None => PathBuf::from(name),
+            };
+            Ok(GetItem {
+                remote: remote.clone(),
+                local,
+            })
+        })
+        .collect()
+}
+
+/// A usage error: exit status 2, like clap's own.
+fn usage(message: &str) -> ! {
+    Cli::command()
+        .error(clap::error::ErrorKind::InvalidValue, message)
+        .exit()
+}
+
+/// The progress bar of a transfer (on a terminal) and its closing report.
 struct Meter {
     bar: ProgressBar,
-    label: String,
+    labels: Vec<String>,
     started: Instant,
 }
 
 impl Meter {
-    fn start(global: &Global, label: &str) -> Meter {
-        let label = ftp_shared::text::escape(label).to_string();
+    fn start(global: &Global, labels: &[String]) -> Meter {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|l| ftp_shared::text::escape(l).to_string())
+            .collect();
         let bar = if global.quiet || !std::io::stderr().is_terminal() {
             ProgressBar::hidden()
         } else {
@@ -272,38 +318,71 @@ impl Meter {
             )
             .expect("a valid template")
             .progress_chars("=> ");
-            ProgressBar::new(0)
-                .with_style(style)
-                .with_message(label.clone())
+            ProgressBar::new(0).with_style(style)
         };
         Meter {
             bar,
-            label,
+            labels,
             started: Instant::now(),
         }
     }
 
     /// The callback a transfer reports its progress to.
-    fn progress(&self) -> impl FnMut(u64, u64) + Send + use<> {
+    fn progress(&self) -> impl FnMut(usize, u64, u64) + Send + use<> {
         let bar = self.bar.clone();
-        move |done, total| {
+        let labels = self.labels.clone();
+        let mut current = usize::MAX;
+        move |file, done, total| {
+            if file != current {
+                current = file;
+                bar.set_message(labels.get(file).cloned().unwrap_or_default());
+                bar.reset_elapsed();
+            }
             bar.set_length(total);
             bar.set_position(done);
         }
     }
 
-    /// Clears the bar and prints a one-line summary (on a terminal only).
-    fn finish(self, size: u64) {
-        if self.bar.is_hidden() {
-            return;
-        }
+    /// Clears the bar, prints each failure (and, on a terminal, a summary);
+    /// an error when any file failed.
+    fn finish(self, results: &[Result<u64, ClientError>]) -> anyhow::Result<()> {
+        let shown = !self.bar.is_hidden();
         self.bar.finish_and_clear();
-        let secs = self.started.elapsed().as_secs_f64().max(1e-6);
-        eprintln!(
-            "{}: {} in {secs:.2}s ({}/s)",
-            self.label,
-            indicatif::HumanBytes(size),
-            indicatif::HumanBytes((size as f64 / secs) as u64)
-        );
+        let mut failed = 0;
+        for result in results {
+            if let Err(e) = result {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+        if shown {
+            let bytes: u64 = results.iter().filter_map(|r| r.as_ref().ok()).sum();
+            let secs = self.started.elapsed().as_secs_f64().max(1e-6);
+            let what = match self.labels.as_slice() {
+                [one] => one.clone(),
+                many => format!("{} files", many.len() - failed),
+            };
+            eprintln!(
+                "{what}: {} in {secs:.2}s ({}/s)",
+                indicatif::HumanBytes(bytes),
+                indicatif::HumanBytes((bytes as f64 / secs) as u64)
+            );
+        }
+        match failed {
+            0 => Ok(()),
+            n => Err(Reported(n).into()),
+        }
     }
 }
+
+/// Failures already printed one per line; only the exit status remains.
+#[derive(Debug)]
+struct Reported(usize);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} transfer(s) failed", self.0)
+    }
+}
+
+impl std::error::Error for Reported {}

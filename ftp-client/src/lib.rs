@@ -1,8 +1,10 @@
 //! The mini-FTP client: a library used by the command-line tool and by tests.
 //!
 //! Module map:
-//! - [`client`]: [`Client`], one logged-in session: `connect`, `login`,
-//!   `put_file`, `get_file`, `mkdir`, `quit`.
+//! - [`client`]: [`Client`], one session: `connect`, `login`, `mkdir`, `quit`.
+//! - [`transfer`]: `put_file`/`put_files` and `get_file`/`get_files`:
+//!   streamed, verified, pipelined and resumable transfers.
+//! - [`wire`]: the two halves of the connection.
 //! - [`error`]: [`ClientError`], what can go wrong, worded for people.
 //! - [`target`]: `USER@HOST[:PORT]` addresses.
 //! - [`credentials`]: login keys cached under the user's config directory
@@ -14,7 +16,10 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod target;
+pub mod transfer;
+pub mod wire;
 
 pub use client::{Client, SavedKeys, Secret};
 pub use error::ClientError;
 pub use target::Target;
+pub use transfer::{GetItem, PutItem};

@@ -51,6 +51,10 @@ struct ServeArgs {
     /// Seconds a logged-in session may stay idle.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().idle_timeout.as_secs())]
     idle_timeout: u64,
+    /// Publish uploads without waiting for the disk (no fsync): faster, but a
+    /// power loss can lose recently stored files.
+    #[arg(long)]
+    no_fsync: bool,
     /// Seconds running transfers may go on after SIGTERM or Ctrl-C.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().shutdown_grace.as_secs())]
     shutdown_grace: u64,
@@ -143,7 +147,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("the users file has no users: add one with `ftp-server user add NAME`");
     }
     let storage = FsStorage::open(&args.root)
-        .with_context(|| format!("cannot open the storage root {}", args.root.display()))?;
+        .with_context(|| format!("cannot open the storage root {}", args.root.display()))?
+        .with_fsync(!args.no_fsync);
     let limits = Limits {
         max_connections: args.max_connections,
         idle_timeout: Duration::from_secs(args.idle_timeout),

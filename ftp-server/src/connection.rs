@@ -3,11 +3,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ftp_shared::codec::{MAX_FRAME, PRE_LOGIN_MAX_FRAME, ServerCodec};
+use bytes::{Buf, Bytes, BytesMut};
+use ftp_shared::codec::{MAX_FRAME, PRE_LOGIN_MAX_FRAME, ServerCodec, data_header};
 use ftp_shared::{CodecError, Request, Response};
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
+
+/// Buffers above this size are given back while a session waits idle.
+const IDLE_BUFFER: usize = 16 * 1024;
 
 /// A framed connection. Reads are cancel-safe: a partly received frame stays
 /// in the read buffer when a `select!` drops the read.
@@ -51,10 +56,58 @@ impl Connection {
         self.framed.next().await.transpose()
     }
 
+    /// The next request if one has already arrived, without waiting.
+    pub fn read_now(&mut self) -> Option<Result<Option<Request>, CodecError>> {
+        self.framed.next().now_or_never().map(Option::transpose)
+    }
+
+    /// Gives back large buffers before a wait of unknown length, so an idle
+    /// session costs kilobytes.
+    pub fn release_buffers(&mut self) {
+        fn shrink(buf: &mut BytesMut) {
+            if buf.is_empty() && buf.capacity() > IDLE_BUFFER {
+                *buf = BytesMut::new();
+            }
+        }
+        shrink(self.framed.read_buffer_mut());
+        shrink(self.framed.write_buffer_mut());
+    }
+
+    /// Queues one response without flushing it.
+    pub async fn feed(&mut self, response: Response) -> Result<(), CodecError> {
+        self.timed(|framed| framed.feed(response)).await
+    }
+
     /// Sends one response and flushes it, within the send timeout.
     pub async fn send(&mut self, response: Response) -> Result<(), CodecError> {
-        match tokio::time::timeout(self.send_timeout, self.framed.send(response)).await {
-            Ok(sent) => sent,
+        self.timed(|framed| framed.send(response)).await
+    }
+
+    /// Flushes queued responses.
+    pub async fn send_flush(&mut self) -> Result<(), CodecError> {
+        self.timed(|framed| framed.flush()).await
+    }
+
+    /// Sends a `Data` frame straight from `payload`, without copying it into
+    /// the write buffer.
+    pub async fn send_data(&mut self, payload: Bytes) -> Result<(), CodecError> {
+        let header = data_header::<Response>(payload.len());
+        self.timed(|framed| async move {
+            framed.flush().await?;
+            let mut frame = (&header[..]).chain(payload);
+            framed.get_mut().write_all_buf(&mut frame).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn timed<'a, F, Fut>(&'a mut self, op: F) -> Result<(), CodecError>
+    where
+        F: FnOnce(&'a mut Framed<TcpStream, ServerCodec>) -> Fut,
+        Fut: Future<Output = Result<(), CodecError>> + 'a,
+    {
+        match tokio::time::timeout(self.send_timeout, op(&mut self.framed)).await {
+            Ok(done) => done,
             Err(_) => Err(CodecError::Io(std::io::ErrorKind::TimedOut.into())),
         }
     }

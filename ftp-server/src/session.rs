@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::cmd;
 use crate::connection::Connection;
 use crate::error::CmdError;
+use crate::outbox::Outbox;
 use crate::server::Shared;
 
 /// The server's name and version, sent in the hello reply.
@@ -71,27 +72,67 @@ async fn run<S: Storage>(
     let home = cmd::blocking(move || opener.storage.home(&user)).await?;
     let home = Arc::new(home.map_err(|e| CmdError::storage(e, "~"))?);
 
+    let mut outbox = Outbox::default();
     loop {
-        // Biased: once shutdown has begun, no new request is started.
-        let request = tokio::select! {
-            biased;
-            _ = stop.cancelled() => return Err(shutting_down()),
-            read = tokio::time::timeout(shared.limits.idle_timeout, conn.read()) => {
-                match read {
-                    Ok(read) => read?,
-                    Err(_) => return Err(CmdError::fatal(ErrorCode::TIMEOUT, "idle timeout")),
+        // While uploads wait to be published, read on only as long as more
+        // requests have already arrived (a pipelining client); otherwise
+        // publish them and reply first.
+        let next = if outbox.has_commits() && !outbox.is_full() {
+            conn.read_now()
+        } else {
+            None
+        };
+        let request = match next {
+            Some(read) => read?,
+            None => {
+                outbox.flush(conn, &home).await?;
+                conn.release_buffers();
+                // Biased: once shutdown has begun, no new request is started.
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return Err(shutting_down()),
+                    read = tokio::time::timeout(shared.limits.idle_timeout, conn.read()) => {
+                        match read {
+                            Ok(read) => read?,
+                            Err(_) => return Err(CmdError::fatal(ErrorCode::TIMEOUT, "idle timeout")),
+                        }
+                    }
                 }
             }
         };
         let Some(request) = request else {
+            outbox.flush(conn, &home).await?;
             return Ok(());
         };
+        if !matches!(request, Request::Put { .. }) {
+            outbox.flush(conn, &home).await?;
+        }
         let done = match request {
-            Request::Put { path, size } => {
-                cmd::put::run(conn, &home, &shared.limits, &path, size).await
+            Request::Put {
+                path,
+                size,
+                offset,
+                algorithm,
+            } => {
+                let req = cmd::put::PutRequest {
+                    path,
+                    size,
+                    offset,
+                    algorithm,
+                };
+                cmd::put::run(conn, &home, &shared.limits, &mut outbox, req).await
             }
-            Request::Get { path } => cmd::get::run(conn, &home, &path).await,
+            Request::Get {
+                path,
+                offset,
+                algorithm,
+            } => cmd::get::run(conn, &home, &path, offset, algorithm).await,
             Request::Mkdir { path, parents } => cmd::mkdir::run(conn, &home, &path, parents).await,
+            Request::Partial {
+                path,
+                size,
+                algorithm,
+            } => cmd::partial::run(conn, &home, &path, size, algorithm).await,
             Request::Quit => {
                 conn.send(Response::Ok).await?;
                 return Ok(());
@@ -105,11 +146,12 @@ async fn run<S: Storage>(
         };
         if let Err(e) = done {
             if e.closes() {
+                outbox.flush(conn, &home).await?;
                 return Err(e);
             }
-            if let Some(reply) = e.reply() {
-                conn.send(reply).await?;
-            }
+            outbox
+                .reply(conn, e.reply().expect("a refusal has a reply"))
+                .await?;
         }
     }
 }

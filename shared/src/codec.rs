@@ -15,7 +15,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::message::{Request, Response};
+use crate::message::{Request, Response, WireMessage};
 
 /// The largest frame either side accepts before the client has logged in.
 pub const PRE_LOGIN_MAX_FRAME: usize = 4 * 1024;
@@ -92,6 +92,42 @@ impl<In, Out> MessageCodec<In, Out> {
     }
 }
 
+/// Bytes before the payload of a `Data` frame: the length prefix, the variant
+/// index (`u32`) and the payload length (`u64`).
+pub const DATA_HEADER: usize = LENGTH_PREFIX + 4 + 8;
+
+/// The header of a `Data` frame carrying `len` bytes, for writers that send
+/// the payload straight from its buffer instead of copying it into a frame.
+pub fn data_header<M: WireMessage>(len: usize) -> [u8; DATA_HEADER] {
+    let mut header = [0u8; DATA_HEADER];
+    header[..4].copy_from_slice(&((len + 12) as u32).to_be_bytes());
+    header[4..8].copy_from_slice(&M::DATA_TAG.to_le_bytes());
+    header[8..].copy_from_slice(&(len as u64).to_le_bytes());
+    header
+}
+
+/// Decodes one frame body. A `Data` body hands its payload over without a
+/// copy; everything else goes through bincode. Trailing bytes are an error.
+pub fn decode_frame<T: DeserializeOwned + WireMessage>(
+    mut body: BytesMut,
+) -> Result<T, CodecError> {
+    if body.len() >= 12 && body[..4] == T::DATA_TAG.to_le_bytes() {
+        let len = u64::from_le_bytes(body[4..12].try_into().expect("eight bytes"));
+        let have = (body.len() - 12) as u64;
+        if len > have {
+            return Err(CodecError::Malformed(format!(
+                "data of {len} bytes claimed in a frame holding {have}"
+            )));
+        }
+        if len < have {
+            return Err(CodecError::TrailingBytes((have - len) as usize));
+        }
+        body.advance(12);
+        return Ok(T::from_data(body.freeze()));
+    }
+    decode_body(&body)
+}
+
 /// Decodes one message from a complete frame body; trailing bytes are an error.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (msg, used) = bincode::serde::decode_from_slice(body, config())
@@ -125,7 +161,7 @@ pub fn encode_frame<T: Serialize>(msg: &T, dst: &mut BytesMut) -> Result<(), Cod
     Ok(())
 }
 
-impl<In: DeserializeOwned, Out> Decoder for MessageCodec<In, Out> {
+impl<In: DeserializeOwned + WireMessage, Out> Decoder for MessageCodec<In, Out> {
     type Item = In;
     type Error = CodecError;
 
@@ -149,7 +185,7 @@ impl<In: DeserializeOwned, Out> Decoder for MessageCodec<In, Out> {
         }
         src.advance(LENGTH_PREFIX);
         let body = src.split_to(len);
-        decode_body(&body).map(Some)
+        decode_frame(body).map(Some)
     }
 }
 
@@ -165,8 +201,9 @@ impl<In, Out: Serialize> Encoder<Out> for MessageCodec<In, Out> {
 mod tests {
     use super::*;
     use crate::ErrorCode;
+    use crate::message::DigestAlgorithm;
     use crate::message::{Digest, MAGIC, PROTOCOL_VERSION};
-    use serde_bytes::ByteBuf;
+    use bytes::Bytes;
 
     fn frame_of<T: Serialize>(msg: &T) -> BytesMut {
         let mut buf = BytesMut::new();
@@ -218,13 +255,28 @@ mod tests {
             Request::Put {
                 path: "目录/报告.txt".into(),
                 size: u64::MAX,
+                offset: 7,
+                algorithm: DigestAlgorithm::Sha256,
             },
-            Request::Data(ByteBuf::from(vec![1, 2, 3])),
+            Request::Data(Bytes::from_static(&[1, 2, 3])),
+            Request::Data(Bytes::new()),
             Request::PutEnd {
                 digest: Digest::Sha256([9; 32]),
             },
+            Request::PutEnd {
+                digest: Digest::Blake3([8; 32]),
+            },
             Request::PutCancel,
-            Request::Get { path: "a".into() },
+            Request::Get {
+                path: "a".into(),
+                offset: 0,
+                algorithm: DigestAlgorithm::Blake3,
+            },
+            Request::Partial {
+                path: "p".into(),
+                size: 9,
+                algorithm: DigestAlgorithm::Blake3,
+            },
             Request::Mkdir {
                 path: "d".into(),
                 parents: false,
@@ -317,9 +369,47 @@ mod tests {
     }
 
     #[test]
+    fn data_frames_have_the_bincode_layout_both_ways() {
+        let payload = Bytes::from_static(b"hello");
+        let encoded = frame_of(&Response::Data(payload.clone()));
+        let mut header = data_header::<Response>(payload.len()).to_vec();
+        header.extend_from_slice(&payload);
+        assert_eq!(&encoded[..], &header[..]);
+        let mut codec = ClientCodec::new(MAX_FRAME);
+        let mut buf = BytesMut::from(&header[..]);
+        assert_eq!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Response::Data(payload))
+        );
+    }
+
+    #[test]
+    fn data_frames_with_a_wrong_payload_length_are_refused() {
+        let mut codec = ServerCodec::new(MAX_FRAME);
+        let mut frame = data_header::<Request>(4).to_vec();
+        frame.extend_from_slice(b"abc"); // one byte short
+        frame[3] -= 1;
+        let mut buf = BytesMut::from(&frame[..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut frame = data_header::<Request>(2).to_vec();
+        frame.extend_from_slice(b"abc"); // one byte too many
+        frame[3] += 1;
+        let mut buf = BytesMut::from(&frame[..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::TrailingBytes(1))
+        ));
+    }
+
+    #[test]
     fn frames_split_into_single_bytes_reassemble() {
         let whole = frame_of(&Request::Get {
             path: "some/file".into(),
+            offset: 0,
+            algorithm: DigestAlgorithm::Blake3,
         });
         let mut codec = ServerCodec::new(MAX_FRAME);
         let mut buf = BytesMut::new();

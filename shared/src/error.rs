@@ -57,6 +57,7 @@ codes! {
     CANCELLED = 18, "cancelled";
     SHUTTING_DOWN = 19, "server shutting down";
     INTERNAL = 20, "internal server error";
+    BAD_OFFSET = 21, "offset out of range";
 }
 
 impl std::fmt::Debug for ErrorCode {

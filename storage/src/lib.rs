@@ -144,10 +144,28 @@ pub trait Home: Send + Sync + 'static {
     /// Opens a regular file for reading; returns it with its size (from fstat
     /// of the opened handle).
     fn open_read(&self, path: &VPath) -> Result<(Self::Reader, u64), StorageError>;
-    /// Starts an upload that will be published under `path`. Fails early when
-    /// the parent directory is missing (`NotFound`) or `path` names a directory
-    /// (`IsADirectory`) or something that is not a regular file.
-    fn create_upload(&self, path: &VPath) -> Result<Self::Upload, StorageError>;
+    /// Starts an upload of `size` bytes that will be published under `path`.
+    /// Fails early when the parent directory is missing (`NotFound`) or
+    /// `path` names a directory (`IsADirectory`) or something that is not a
+    /// regular file.
+    fn create_upload(&self, path: &VPath, size: u64) -> Result<Self::Upload, StorageError>;
+    /// The bytes kept from an interrupted upload of `size` bytes to `path`
+    /// (see [`Upload::suspend`]): a reader of them and their count.
+    fn partial(&self, path: &VPath, size: u64)
+    -> Result<Option<(Self::Reader, u64)>, StorageError>;
+    /// Takes over the interrupted upload of `size` bytes to `path`: the
+    /// upload, appending after the kept bytes, a reader of the kept bytes,
+    /// and their count. `NotFound` when nothing was kept.
+    fn resume_upload(
+        &self,
+        path: &VPath,
+        size: u64,
+    ) -> Result<(Self::Upload, Self::Reader, u64), StorageError>;
+    /// Publishes several finished uploads together, sharing the cost of
+    /// flushing them to disk. Each gets its own result, in order.
+    fn commit_all(&self, uploads: Vec<Self::Upload>) -> Vec<Result<(), StorageError>> {
+        uploads.into_iter().map(Upload::commit).collect()
+    }
 }
 
 /// An upload in progress: bytes go to a hidden temp file; nothing is visible
@@ -156,6 +174,9 @@ pub trait Upload: io::Write + Send + 'static {
     /// fsync the temp file, rename it over the final name, fsync the
     /// destination directory.
     fn commit(self) -> Result<(), StorageError>;
+    /// Keeps what was written so far, so that a later upload of the same path
+    /// and size can continue it ([`Home::resume_upload`]).
+    fn suspend(self);
     /// Removes the temp file. Dropping an uncommitted upload does the same.
     fn abort(self);
 }

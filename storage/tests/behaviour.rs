@@ -4,7 +4,14 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use ftp_storage::{FsStorage, Home, PathError, Storage, StorageError, Upload, VPath};
+use ftp_storage::{FsHome, FsStorage, Home, PathError, Storage, StorageError, Upload, VPath};
+
+/// Asserts that `$result` is `Err(StorageError::$variant)`.
+macro_rules! assert_err {
+    ($result:expr, $variant:ident) => {
+        assert!(matches!($result, Err(StorageError::$variant)))
+    };
+}
 
 fn vp(s: &str) -> VPath {
     VPath::parse(s).unwrap()
@@ -16,6 +23,13 @@ fn setup() -> (tempfile::TempDir, FsStorage) {
     (tmp, storage)
 }
 
+/// [`setup`] and alice's home in it (the storage is kept alive beside it).
+fn setup_alice() -> (tempfile::TempDir, FsStorage, FsHome) {
+    let (tmp, storage) = setup();
+    let home = storage.home("alice").unwrap();
+    (tmp, storage, home)
+}
+
 fn read_all<H: Home>(home: &H, path: &str) -> Result<Vec<u8>, StorageError> {
     let (mut reader, size) = home.open_read(&vp(path))?;
     let mut buf = Vec::new();
@@ -25,7 +39,7 @@ fn read_all<H: Home>(home: &H, path: &str) -> Result<Vec<u8>, StorageError> {
 }
 
 fn upload<H: Home>(home: &H, path: &str, data: &[u8]) -> Result<(), StorageError> {
-    let mut up = home.create_upload(&vp(path))?;
+    let mut up = home.create_upload(&vp(path), 0)?;
     up.write_all(data).unwrap();
     up.commit()
 }
@@ -39,8 +53,7 @@ fn incoming_entries(tmp: &Path) -> Vec<String> {
 
 #[test]
 fn round_trip_sizes() {
-    let (tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
+    let (tmp, _storage, home) = setup_alice();
     let big: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
     for (name, data) in [
         ("empty", &b""[..]),
@@ -60,9 +73,8 @@ fn round_trip_sizes() {
 #[test]
 fn temp_name_and_mode() {
     use std::os::unix::fs::PermissionsExt;
-    let (tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
-    let up = home.create_upload(&vp("f")).unwrap();
+    let (tmp, _storage, home) = setup_alice();
+    let up = home.create_upload(&vp("f"), 0).unwrap();
     let names = incoming_entries(tmp.path());
     assert_eq!(names.len(), 1);
     let name = &names[0];
@@ -84,29 +96,27 @@ fn temp_name_and_mode() {
 
 #[test]
 fn dropped_or_aborted_upload_leaves_nothing() {
-    let (tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
-    let mut up = home.create_upload(&vp("dropped.txt")).unwrap();
+    let (tmp, _storage, home) = setup_alice();
+    let mut up = home.create_upload(&vp("dropped.txt"), 0).unwrap();
     up.write_all(b"partial").unwrap();
     assert_eq!(incoming_entries(tmp.path()).len(), 1);
     drop(up);
-    let mut up = home.create_upload(&vp("aborted.txt")).unwrap();
+    let mut up = home.create_upload(&vp("aborted.txt"), 0).unwrap();
     up.write_all(b"partial").unwrap();
     up.abort();
     assert!(incoming_entries(tmp.path()).is_empty());
     for name in ["dropped.txt", "aborted.txt"] {
         assert!(!tmp.path().join("root/alice").join(name).exists());
-        assert!(matches!(read_all(&home, name), Err(StorageError::NotFound)));
+        assert_err!(read_all(&home, name), NotFound);
     }
 }
 
 #[test]
 fn replacement_is_atomic() {
-    let (tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
+    let (tmp, _storage, home) = setup_alice();
     upload(&home, "doc.txt", b"old content").unwrap();
     let (mut early_reader, _) = home.open_read(&vp("doc.txt")).unwrap();
-    let mut up = home.create_upload(&vp("doc.txt")).unwrap();
+    let mut up = home.create_upload(&vp("doc.txt"), 0).unwrap();
     up.write_all(b"new content, longer").unwrap();
     up.flush().unwrap();
     assert_eq!(read_all(&home, "doc.txt").unwrap(), b"old content");
@@ -121,38 +131,19 @@ fn replacement_is_atomic() {
 
 #[test]
 fn mkdir_semantics() {
-    let (tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
+    let (tmp, _storage, home) = setup_alice();
     home.mkdir(&vp("a/b/c"), true).unwrap();
     assert!(tmp.path().join("root/alice/a/b/c").is_dir());
     home.mkdir(&vp("a/b/c"), true).unwrap(); // idempotent
     home.mkdir(&vp("a/b/c/"), true).unwrap();
-    assert!(matches!(
-        home.mkdir(&vp("x/y"), false),
-        Err(StorageError::NotFound)
-    ));
-    assert!(matches!(
-        home.mkdir(&vp("a/b"), false),
-        Err(StorageError::AlreadyExists)
-    ));
+    assert_err!(home.mkdir(&vp("x/y"), false), NotFound);
+    assert_err!(home.mkdir(&vp("a/b"), false), AlreadyExists);
     home.mkdir(&vp("a/d"), false).unwrap();
     upload(&home, "a/file", b"f").unwrap();
-    assert!(matches!(
-        home.mkdir(&vp("a/file"), false),
-        Err(StorageError::AlreadyExists)
-    ));
-    assert!(matches!(
-        home.mkdir(&vp("a/file"), true),
-        Err(StorageError::AlreadyExists)
-    ));
-    assert!(matches!(
-        home.mkdir(&vp("a/file/x"), true),
-        Err(StorageError::NotADirectory)
-    ));
-    assert!(matches!(
-        home.mkdir(&vp("a/file/x"), false),
-        Err(StorageError::NotADirectory)
-    ));
+    assert_err!(home.mkdir(&vp("a/file"), false), AlreadyExists);
+    assert_err!(home.mkdir(&vp("a/file"), true), AlreadyExists);
+    assert_err!(home.mkdir(&vp("a/file/x"), true), NotADirectory);
+    assert_err!(home.mkdir(&vp("a/file/x"), false), NotADirectory);
     // An in-home symlink to a directory counts as a directory.
     std::os::unix::fs::symlink("a/b", tmp.path().join("root/alice/to_b")).unwrap();
     home.mkdir(&vp("to_b/e"), true).unwrap();
@@ -161,48 +152,30 @@ fn mkdir_semantics() {
 
 #[test]
 fn upload_error_variants() {
-    let (_tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
+    let (_tmp, _storage, home) = setup_alice();
     home.mkdir(&vp("dir"), false).unwrap();
     upload(&home, "file", b"f").unwrap();
-    assert!(matches!(
-        home.create_upload(&vp("dir")),
-        Err(StorageError::IsADirectory)
-    ));
-    assert!(matches!(
-        home.create_upload(&vp("missing/f")),
-        Err(StorageError::NotFound)
-    ));
-    assert!(matches!(
-        home.create_upload(&vp("file/f")),
-        Err(StorageError::NotADirectory)
-    ));
-    assert!(matches!(
-        home.open_read(&vp("dir")),
-        Err(StorageError::IsADirectory)
-    ));
-    assert!(matches!(
-        home.open_read(&vp("nope")),
-        Err(StorageError::NotFound)
-    ));
+    assert_err!(home.create_upload(&vp("dir"), 0), IsADirectory);
+    assert_err!(home.create_upload(&vp("missing/f"), 0), NotFound);
+    assert_err!(home.create_upload(&vp("file/f"), 0), NotADirectory);
+    assert_err!(home.open_read(&vp("dir")), IsADirectory);
+    assert_err!(home.open_read(&vp("nope")), NotFound);
 }
 
 #[test]
 fn upload_fails_if_parent_vanishes_before_commit() {
-    let (tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
+    let (tmp, _storage, home) = setup_alice();
     home.mkdir(&vp("d"), false).unwrap();
-    let mut up = home.create_upload(&vp("d/f")).unwrap();
+    let mut up = home.create_upload(&vp("d/f"), 0).unwrap();
     up.write_all(b"data").unwrap();
     std::fs::remove_dir(tmp.path().join("root/alice/d")).unwrap();
-    assert!(matches!(up.commit(), Err(StorageError::NotFound)));
+    assert_err!(up.commit(), NotFound);
     assert!(incoming_entries(tmp.path()).is_empty());
 }
 
 #[test]
 fn upload_through_in_home_symlink_replaces_target() {
-    let (tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
+    let (tmp, _storage, home) = setup_alice();
     home.mkdir(&vp("sub"), false).unwrap();
     upload(&home, "sub/real.txt", b"old").unwrap();
     std::os::unix::fs::symlink("sub/real.txt", tmp.path().join("root/alice/alias")).unwrap();
@@ -215,8 +188,7 @@ fn upload_through_in_home_symlink_replaces_target() {
 
 #[test]
 fn non_ascii_names() {
-    let (tmp, storage) = setup();
-    let home = storage.home("alice").unwrap();
+    let (tmp, _storage, home) = setup_alice();
     home.mkdir(&vp("目录"), false).unwrap();
     upload(&home, "目录/报告.txt", "内容 café".as_bytes()).unwrap();
     assert_eq!(

@@ -4,17 +4,17 @@
 
 use std::net::TcpListener;
 
+use bytes::Bytes;
 use ftp_client::{Client, ClientError, Secret};
 use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
 use ftp_shared::scram::{ScramError, ServerFirst, StoredCredentials, parse_client_first};
 use ftp_shared::{Digest, ErrorCode, Request, Response};
-use serde_bytes::ByteBuf;
 use tests::{ALICE_PASSWORD, RawConn, TestServer, read_msg, snapshot, write_msg};
 
-/// Runs a failed login on a fresh connection and returns the exact bytes of
-/// the failure reply (the challenge must come first).
-fn failed_login_reply(server: &TestServer, user: &str, password: &str) -> Vec<u8> {
-    let mut conn = RawConn::connect_hello(server);
+/// Sends `AuthStart` for `user`, takes the challenge (which must come) and
+/// sends the `AuthFinish` of `password`; returns the challenge's iterations.
+/// The reply to `AuthFinish` is left for the caller to read.
+fn send_login(conn: &mut RawConn, user: &str, password: &str) -> u32 {
     let first = ftp_shared::scram::ClientFirst::new(user);
     conn.send(&Request::AuthStart {
         client_first: first.message(),
@@ -24,18 +24,20 @@ fn failed_login_reply(server: &TestServer, user: &str, password: &str) -> Vec<u8
         panic!("no challenge for {user}");
     };
     let challenge = first.handle_server_first(&server_first).unwrap();
-    assert_eq!(
-        challenge.iterations(),
-        tests::ITERATIONS,
-        "{user}: iterations"
-    );
-    let keys = ftp_shared::scram::ScramKeys::derive(
-        password.as_bytes(),
-        challenge.salt(),
-        challenge.iterations(),
-    );
+    let iterations = challenge.iterations();
+    let keys =
+        ftp_shared::scram::ScramKeys::derive(password.as_bytes(), challenge.salt(), iterations);
     let (_, client_final) = challenge.finish(&keys);
     conn.send(&Request::AuthFinish { client_final }).unwrap();
+    iterations
+}
+
+/// Runs a failed login on a fresh connection and returns the exact bytes of
+/// the failure reply (the challenge must come first).
+fn failed_login_reply(server: &TestServer, user: &str, password: &str) -> Vec<u8> {
+    let mut conn = RawConn::connect_hello(server);
+    let iterations = send_login(&mut conn, user, password);
+    assert_eq!(iterations, tests::ITERATIONS, "{user}: iterations");
     conn.recv_raw().expect("a reply to the failed login")
 }
 
@@ -129,15 +131,19 @@ fn commands_before_login_are_refused_and_close_the_connection() {
         Request::Put {
             path: "early.txt".into(),
             size: 5,
+            offset: 0,
+            algorithm: ftp_shared::message::DigestAlgorithm::Sha256,
         },
         Request::Get {
             path: "early.txt".into(),
+            offset: 0,
+            algorithm: ftp_shared::message::DigestAlgorithm::Sha256,
         },
         Request::Mkdir {
             path: "early".into(),
             parents: true,
         },
-        Request::Data(ByteBuf::from(b"early".to_vec())),
+        Request::Data(Bytes::from(b"early".to_vec())),
         Request::PutEnd {
             digest: Digest::Sha256([0; 32]),
         },
@@ -146,19 +152,14 @@ fn commands_before_login_are_refused_and_close_the_connection() {
         let mut conn = RawConn::connect_hello(&server);
         conn.send(request).unwrap();
         // Whatever follows must not be acted upon either.
-        let _ = conn.send(&Request::Data(ByteBuf::from(b"early".to_vec())));
+        let _ = conn.send(&Request::Data(Bytes::from(b"early".to_vec())));
         let _ = conn.send(&Request::PutEnd {
             digest: Digest::Sha256([0; 32]),
         });
-        let replies = conn.expect_closed();
-        assert!(
-            matches!(
-                replies.first(),
-                Some(Response::Error { code, .. }) if *code == ErrorCode::NOT_LOGGED_IN
-            ),
-            "{request:?} before login got {replies:?}"
+        conn.expect_error_then_closed(
+            ErrorCode::NOT_LOGGED_IN,
+            &format!("{request:?} before login"),
         );
-        assert_eq!(replies.len(), 1, "{request:?}: {replies:?}");
 
         // Halfway through a login is not logged in either.
         let mut conn = RawConn::connect_hello(&server);
@@ -201,27 +202,8 @@ fn three_failed_logins_close_the_connection() {
         }
     }
     // The third failure is answered, then the connection closes.
-    let first = ftp_shared::scram::ClientFirst::new("alice");
-    conn.send(&Request::AuthStart {
-        client_first: first.message(),
-    })
-    .unwrap();
-    let Some(Response::AuthChallenge { server_first }) = conn.recv() else {
-        panic!("no third challenge");
-    };
-    let challenge = first.handle_server_first(&server_first).unwrap();
-    let keys =
-        ftp_shared::scram::ScramKeys::derive(b"wrong", challenge.salt(), challenge.iterations());
-    let (_, client_final) = challenge.finish(&keys);
-    conn.send(&Request::AuthFinish { client_final }).unwrap();
-    let replies = conn.expect_closed();
-    assert!(
-        matches!(
-            replies.as_slice(),
-            [Response::Error { code, .. }] if *code == ErrorCode::AUTH_FAILED
-        ),
-        "third failure: {replies:?}"
-    );
+    send_login(&mut conn, "alice", "wrong");
+    conn.expect_error_then_closed(ErrorCode::AUTH_FAILED, "third failure");
 
     // Other connections are not affected: the right password still works.
     let mut ok = RawConn::connect_hello(&server);
@@ -258,14 +240,7 @@ fn wrong_version_or_magic_is_refused_and_closed() {
         version: PROTOCOL_VERSION + 1,
     })
     .unwrap();
-    let replies = conn.expect_closed();
-    assert!(
-        matches!(
-            replies.as_slice(),
-            [Response::Error { code, .. }] if *code == ErrorCode::UNSUPPORTED_VERSION
-        ),
-        "{replies:?}"
-    );
+    conn.expect_error_then_closed(ErrorCode::UNSUPPORTED_VERSION, "next version");
 
     let mut conn = RawConn::connect(&server);
     conn.send(&Request::Hello {
@@ -273,14 +248,7 @@ fn wrong_version_or_magic_is_refused_and_closed() {
         version: PROTOCOL_VERSION,
     })
     .unwrap();
-    let replies = conn.expect_closed();
-    assert!(
-        matches!(
-            replies.as_slice(),
-            [Response::Error { code, .. }] if *code == ErrorCode::BAD_REQUEST
-        ),
-        "{replies:?}"
-    );
+    conn.expect_error_then_closed(ErrorCode::BAD_REQUEST, "wrong magic");
 }
 
 /// A fake server that knows alice's StoredKey (so it can check her proof) but

@@ -2,6 +2,7 @@
 //! `ftp-client login|logout|put|get|mkdir`, exit codes and messages.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use tests::{
     ALICE_PASSWORD, ClientEnv, DEFAULT_USERS, ITERATIONS, ServerDir, TestServer, run_cmd,
@@ -10,7 +11,7 @@ use tests::{
 
 /// `ftp-server user ACTION NAME --users FILE [--password-stdin --iterations 4096]`.
 fn user_cmd(
-    dir: &ServerDir,
+    users: &Path,
     action: &str,
     name: Option<&str>,
     password: Option<&str>,
@@ -20,7 +21,7 @@ fn user_cmd(
     if let Some(name) = name {
         cmd.arg(name);
     }
-    cmd.arg("--users").arg(dir.users_path());
+    cmd.arg("--users").arg(users);
     if password.is_some() {
         cmd.args(["--password-stdin", "--iterations", &ITERATIONS.to_string()]);
     }
@@ -30,15 +31,18 @@ fn user_cmd(
 #[test]
 fn login_saves_keys_not_password_and_logout_forgets_them() {
     let dir = ServerDir::new();
-    user_cmd(&dir, "add", Some("alice"), Some(ALICE_PASSWORD)).assert_success();
+    user_cmd(
+        &dir.users_path(),
+        "add",
+        Some("alice"),
+        Some(ALICE_PASSWORD),
+    )
+    .assert_success();
     let server = dir.start();
     let client = ClientEnv::new();
     let target = server.target("alice");
 
-    let out = client.run_stdin(
-        ["login", &target, "--password-stdin"],
-        &format!("{ALICE_PASSWORD}\n"),
-    );
+    let out = client.try_login(&target, ALICE_PASSWORD);
     out.assert_success();
     let creds = client.credentials_path();
     let meta = std::fs::metadata(&creds).expect("the credentials file exists after login");
@@ -108,36 +112,18 @@ fn server_flag_logs_in_with_env_password_or_stdin_without_saving() {
         b"via FTP_PASSWORD"
     );
 
-    client
-        .run_stdin(
-            [
-                "--server",
-                &target,
-                "--password-stdin",
-                "get",
-                "a.txt",
-                "b.txt",
-            ],
-            &format!("{ALICE_PASSWORD}\n"),
-        )
-        .assert_success();
+    // `--server TARGET --password-stdin ARGS...`, alice's password on stdin.
+    let with_password_stdin = |args: &[&str]| {
+        let mut all = vec!["--server", &target, "--password-stdin"];
+        all.extend_from_slice(args);
+        client.run_stdin(all, &format!("{ALICE_PASSWORD}\n"))
+    };
+    with_password_stdin(&["get", "a.txt", "b.txt"]).assert_success();
     assert_eq!(
         std::fs::read(client.work().join("b.txt")).unwrap(),
         b"via FTP_PASSWORD"
     );
-    client
-        .run_stdin(
-            [
-                "--server",
-                &target,
-                "--password-stdin",
-                "mkdir",
-                "-p",
-                "x/y",
-            ],
-            &format!("{ALICE_PASSWORD}\n"),
-        )
-        .assert_success();
+    with_password_stdin(&["mkdir", "-p", "x/y"]).assert_success();
     assert!(server.home("alice").join("x/y").is_dir());
     assert!(
         !client.credentials_path().exists(),
@@ -160,7 +146,7 @@ fn wrong_password_fails_with_authentication_failed() {
     let client = ClientEnv::new();
     let target = server.target("alice");
 
-    let out = client.run_stdin(["login", &target, "--password-stdin"], "not-the-password\n");
+    let out = client.try_login(&target, "not-the-password");
     out.assert_code(1);
     assert_eq!(out.stderr, "error: authentication failed\n");
     assert!(
@@ -176,10 +162,7 @@ fn wrong_password_fails_with_authentication_failed() {
     assert_eq!(out.stderr, "error: authentication failed\n");
 
     // An unknown user reads exactly the same.
-    let out = client.run_stdin(
-        ["login", &server.target("mallory"), "--password-stdin"],
-        "whatever\n",
-    );
+    let out = client.try_login(&server.target("mallory"), "whatever");
     out.assert_code(1);
     assert_eq!(out.stderr, "error: authentication failed\n");
     assert!(!server.home("alice").join("f").exists());
@@ -218,10 +201,7 @@ fn first_start_creates_admin_with_the_printed_password() {
     client.login(&server.target("admin"), password);
     client.run(["mkdir", "made-by-admin"]).assert_success();
     assert!(server.home("admin").join("made-by-admin").is_dir());
-    let out = client.run_stdin(
-        ["login", &server.target("admin"), "--password-stdin"],
-        "wrong\n",
-    );
+    let out = client.try_login(&server.target("admin"), "wrong");
     out.assert_code(1);
 }
 
@@ -229,77 +209,54 @@ fn first_start_creates_admin_with_the_printed_password() {
 fn user_list_remove_and_passwd_apply_to_a_running_server() {
     let dir = ServerDir::new();
     for (name, password) in DEFAULT_USERS {
-        user_cmd(&dir, "add", Some(name), Some(password)).assert_success();
+        user_cmd(&dir.users_path(), "add", Some(name), Some(password)).assert_success();
     }
-    let out = user_cmd(&dir, "add", Some("alice"), Some("again"));
+    let out = user_cmd(&dir.users_path(), "add", Some("alice"), Some("again"));
     out.assert_code(1);
-    let listed = user_cmd(&dir, "list", None, None);
+    let listed = user_cmd(&dir.users_path(), "list", None, None);
     listed.assert_success();
     assert_eq!(listed.stdout, "alice\nbob\n");
 
     let server = dir.start();
     let dir_users = server.users_path();
     let client = ClientEnv::new();
-    let login = |user: &str, password: &str| {
-        client.run_stdin(
-            ["login", &server.target(user), "--password-stdin"],
-            &format!("{password}\n"),
-        )
-    };
+    let login = |user: &str, password: &str| client.try_login(&server.target(user), password);
     login("alice", ALICE_PASSWORD).assert_success();
     login("bob", tests::BOB_PASSWORD).assert_success();
 
     // passwd: the old password stops working, the new one works, no restart.
-    let mut cmd = server_cmd();
-    cmd.args([
-        "user",
+    user_cmd(
+        &dir_users,
         "passwd",
-        "alice",
-        "--password-stdin",
-        "--iterations",
-        "4096",
-    ])
-    .arg("--users")
-    .arg(&dir_users);
-    run_cmd(cmd, Some("new-alice-password\n")).assert_success();
+        Some("alice"),
+        Some("new-alice-password"),
+    )
+    .assert_success();
     let out = login("alice", ALICE_PASSWORD);
     out.assert_code(1);
     assert_eq!(out.stderr, "error: authentication failed\n");
     login("alice", "new-alice-password").assert_success();
 
     // The keys saved before the password change no longer work.
-    let mut cmd = server_cmd();
-    cmd.args([
-        "user",
+    user_cmd(
+        &dir_users,
         "passwd",
-        "alice",
-        "--password-stdin",
-        "--iterations",
-        "4096",
-    ])
-    .arg("--users")
-    .arg(&dir_users);
-    run_cmd(cmd, Some("third-alice-password\n")).assert_success();
+        Some("alice"),
+        Some("third-alice-password"),
+    )
+    .assert_success();
     let out = client.run(["mkdir", "-p", "stale"]);
     out.assert_code(1);
     assert!(out.stderr.starts_with("error: "), "{:?}", out.stderr);
     assert!(!server.home("alice").join("stale").exists());
 
     // remove: bob can no longer log in; his files stay.
-    let mut cmd = server_cmd();
-    cmd.args(["user", "remove", "bob", "--users"])
-        .arg(&dir_users);
-    run_cmd(cmd, None).assert_success();
+    user_cmd(&dir_users, "remove", Some("bob"), None).assert_success();
     let out = login("bob", tests::BOB_PASSWORD);
     out.assert_code(1);
     assert_eq!(out.stderr, "error: authentication failed\n");
-    let mut cmd = server_cmd();
-    cmd.args(["user", "list", "--users"]).arg(&dir_users);
-    let listed = run_cmd(cmd, None);
+    let listed = user_cmd(&dir_users, "list", None, None);
     listed.assert_success();
     assert_eq!(listed.stdout, "alice\n");
-    let mut cmd = server_cmd();
-    cmd.args(["user", "remove", "bob", "--users"])
-        .arg(&dir_users);
-    run_cmd(cmd, None).assert_code(1);
+    user_cmd(&dir_users, "remove", Some("bob"), None).assert_code(1);
 }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use ftp_shared::message::{CHUNK_SIZE, MAGIC, PROTOCOL_VERSION};
+use bytes::Bytes;
+use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher, MAGIC, PROTOCOL_VERSION};
 use ftp_shared::{Digest, ErrorCode, Request, Response};
-use serde_bytes::ByteBuf;
 use tests::{
     ALICE_PASSWORD, BOB_PASSWORD, RawConn, TestServer, frame_of, login, no_progress, random_bytes,
     wait_until, write_random_file,
@@ -208,25 +208,34 @@ fn cut_upload_publishes_nothing_and_keeps_the_old_version() {
     assert_eq!(setup.put("doc.bin", &old, None), Response::Ok);
     drop(setup);
     let home = server.home("alice");
-
-    for name in ["doc.bin", "fresh.bin"] {
-        let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    let size = 10 * 1024 * 1024;
+    let start_put = |conn: &mut RawConn, name: &str| {
         conn.send(&Request::Put {
             path: name.into(),
-            size: 10 * 1024 * 1024,
+            size,
+            offset: 0,
+            algorithm: DigestAlgorithm::Sha256,
         })
         .unwrap();
+    };
+
+    let mut kept = Vec::new();
+    for name in ["doc.bin", "fresh.bin"] {
+        let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+        start_put(&mut conn, name);
         let chunk = random_bytes(4, CHUNK_SIZE);
         for _ in 0..4 {
-            conn.send(&Request::Data(ByteBuf::from(chunk.clone())))
+            conn.send(&Request::Data(Bytes::from(chunk.clone())))
                 .unwrap();
         }
         // The upload is under way: its temp file exists.
         wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {
-            !server.incoming_entries().is_empty()
+            !server.upload_temps().is_empty()
         });
         conn.cut();
-        server.wait_incoming_empty();
+        // Nothing published; what arrived is kept aside for a resume.
+        kept.push(4 * CHUNK_SIZE as u64);
+        server.wait_uploads_settled(&kept);
         assert!(!home.join(format!("{name}.part")).exists());
     }
     assert_eq!(
@@ -239,24 +248,74 @@ fn cut_upload_publishes_nothing_and_keeps_the_old_version() {
         "a cut upload was published"
     );
 
-    // Same when the connection just goes away without a shutdown.
+    // Same when the connection just goes away without a shutdown; the newer
+    // interrupted upload of doc.bin replaces the older one.
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
-    conn.send(&Request::Put {
-        path: "doc.bin".into(),
-        size: 10 * 1024 * 1024,
-    })
-    .unwrap();
-    conn.send(&Request::Data(ByteBuf::from(vec![1u8; 1000])))
+    start_put(&mut conn, "doc.bin");
+    let head = vec![1u8; 1000];
+    conn.send(&Request::Data(Bytes::from(head.clone())))
         .unwrap();
     wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {
-        !server.incoming_entries().is_empty()
+        !server.upload_temps().is_empty()
     });
     drop(conn);
-    server.wait_incoming_empty();
+    server.wait_uploads_settled(&[1000, 4 * CHUNK_SIZE as u64]);
     assert_eq!(std::fs::read(home.join("doc.bin")).unwrap(), old);
 
+    // The kept bytes are offered for a resume, with their digest; the resumed
+    // upload's digest covers the whole file.
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
     assert_eq!(conn.get("doc.bin").unwrap(), old);
+    conn.send(&Request::Partial {
+        path: "doc.bin".into(),
+        size,
+        algorithm: DigestAlgorithm::Sha256,
+    })
+    .unwrap();
+    let mut prefix = Hasher::new(DigestAlgorithm::Sha256);
+    prefix.update(&head);
+    assert_eq!(
+        conn.expect_reply(),
+        Response::Partial {
+            offset: 1000,
+            digest: prefix.clone().finish()
+        }
+    );
+    let mut whole = head;
+    whole.extend(random_bytes(9, size as usize - 1000));
+    conn.send(&Request::Put {
+        path: "doc.bin".into(),
+        size,
+        offset: 1000,
+        algorithm: DigestAlgorithm::Sha256,
+    })
+    .unwrap();
+    for chunk in whole[1000..].chunks(CHUNK_SIZE) {
+        conn.send(&Request::Data(Bytes::copy_from_slice(chunk)))
+            .unwrap();
+    }
+    let mut hasher = Hasher::new(DigestAlgorithm::Sha256);
+    hasher.update(&whole);
+    conn.send(&Request::PutEnd {
+        digest: hasher.finish(),
+    })
+    .unwrap();
+    assert_eq!(conn.expect_reply(), Response::Ok);
+    assert!(std::fs::read(home.join("doc.bin")).unwrap() == whole);
+    server.wait_uploads_settled(&[4 * CHUNK_SIZE as u64]);
+
+    // A resume from an offset the server does not hold is refused.
+    conn.send(&Request::Put {
+        path: "doc.bin".into(),
+        size,
+        offset: 5,
+        algorithm: DigestAlgorithm::Sha256,
+    })
+    .unwrap();
+    match conn.expect_reply() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::BAD_OFFSET),
+        other => panic!("a resume without kept bytes got {other:?}"),
+    }
 }
 
 #[test]
@@ -285,36 +344,16 @@ fn wrong_digest_or_size_publishes_nothing() {
     assert!(!home.join("new.bin").exists());
     assert!(conn.get("new.bin").is_err());
 
-    // Fewer bytes than announced, with the digest of what was sent.
-    conn.send(&Request::Put {
-        path: "short.bin".into(),
-        size: 100,
-    })
-    .unwrap();
-    conn.send(&Request::Data(ByteBuf::from(vec![7u8; 60])))
-        .unwrap();
-    let mut h = ftp_shared::message::Hasher::new();
-    h.update(&[7u8; 60]);
-    conn.send(&Request::PutEnd { digest: h.finish() }).unwrap();
-    match conn.expect_reply() {
-        Response::Error { code, .. } => assert_eq!(code, ErrorCode::SIZE_MISMATCH),
-        other => panic!("a short upload was accepted: {other:?}"),
-    }
-    // More bytes than announced.
-    conn.send(&Request::Put {
-        path: "long.bin".into(),
-        size: 10,
-    })
-    .unwrap();
-    conn.send(&Request::Data(ByteBuf::from(vec![7u8; 60])))
-        .unwrap();
-    conn.send(&Request::PutEnd {
-        digest: Digest::Sha256([0; 32]),
-    })
-    .unwrap();
-    match conn.expect_reply() {
-        Response::Error { code, .. } => assert_eq!(code, ErrorCode::SIZE_MISMATCH),
-        other => panic!("a long upload was accepted: {other:?}"),
+    // Fewer bytes than announced, with the digest of what was sent; then more
+    // bytes than announced.
+    for (path, size, digest, what) in [
+        ("short.bin", 100, None, "short"),
+        ("long.bin", 10, Some(Digest::Sha256([0; 32])), "long"),
+    ] {
+        match conn.put_sized(path, size, &[7u8; 60], digest) {
+            Response::Error { code, .. } => assert_eq!(code, ErrorCode::SIZE_MISMATCH),
+            other => panic!("a {what} upload was accepted: {other:?}"),
+        }
     }
     assert!(!home.join("short.bin").exists());
     assert!(!home.join("long.bin").exists());
@@ -397,9 +436,11 @@ fn sigterm_lets_a_running_upload_finish_then_exits_zero() {
     conn.send(&Request::Put {
         path: "during-shutdown.bin".into(),
         size: data.len() as u64,
+        offset: 0,
+        algorithm: DigestAlgorithm::Sha256,
     })
     .unwrap();
-    conn.send(&Request::Data(ByteBuf::from(data[..CHUNK_SIZE].to_vec())))
+    conn.send(&Request::Data(Bytes::from(data[..CHUNK_SIZE].to_vec())))
         .unwrap();
     wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {
         !server.incoming_entries().is_empty()
@@ -410,9 +451,9 @@ fn sigterm_lets_a_running_upload_finish_then_exits_zero() {
         std::net::TcpStream::connect(server.addr()).is_err()
     });
     // ...but the running upload may finish within the grace period.
-    conn.send(&Request::Data(ByteBuf::from(data[CHUNK_SIZE..].to_vec())))
+    conn.send(&Request::Data(Bytes::from(data[CHUNK_SIZE..].to_vec())))
         .unwrap();
-    let mut h = ftp_shared::message::Hasher::new();
+    let mut h = Hasher::new(DigestAlgorithm::Sha256);
     h.update(&data);
     conn.send(&Request::PutEnd { digest: h.finish() }).unwrap();
     assert_eq!(
@@ -475,6 +516,8 @@ fn refused_and_cancelled_uploads_keep_the_session_usable() {
     conn.send(&Request::Put {
         path: "huge.bin".into(),
         size: 1 << 50,
+        offset: 0,
+        algorithm: DigestAlgorithm::Sha256,
     })
     .unwrap();
     match conn.expect_reply() {
@@ -486,9 +529,11 @@ fn refused_and_cancelled_uploads_keep_the_session_usable() {
     conn.send(&Request::Put {
         path: "cancelled.bin".into(),
         size: 1000,
+        offset: 0,
+        algorithm: DigestAlgorithm::Sha256,
     })
     .unwrap();
-    conn.send(&Request::Data(ByteBuf::from(vec![1u8; 500])))
+    conn.send(&Request::Data(Bytes::from(vec![1u8; 500])))
         .unwrap();
     conn.send(&Request::PutCancel).unwrap();
     match conn.expect_reply() {
@@ -497,7 +542,7 @@ fn refused_and_cancelled_uploads_keep_the_session_usable() {
     }
     // A Data frame outside an upload is a protocol violation.
     assert_eq!(conn.put("after.bin", b"fine", None), Response::Ok);
-    conn.send(&Request::Data(ByteBuf::from(vec![1u8; 10])))
+    conn.send(&Request::Data(Bytes::from(vec![1u8; 10])))
         .unwrap();
     assert_eq!(
         assert_closed_with_error(conn, "Data outside an upload"),

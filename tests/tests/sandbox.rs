@@ -3,61 +3,31 @@
 //! another user's files, and every line of `data/hostile-paths.txt`.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ftp_client::{Client, ClientError};
 use ftp_shared::ErrorCode;
 use tests::{
-    ALICE_PASSWORD, BOB_PASSWORD, ClientEnv, DEFAULT_USERS, Entry, ServerDir, TestServer, login,
-    no_progress, snapshot,
+    ALICE_PASSWORD, BOB_PASSWORD, BOB_SECRET, ClientEnv, DEFAULT_USERS, Entry, OUTSIDE_SECRET,
+    ServerDir, TestServer, assert_reveals_nothing, login, no_progress, plant, snapshot,
 };
 
-const OUTSIDE_SECRET: &[u8] = b"OUTSIDE-SECRET-7f3a9c1e";
-const BOB_SECRET: &[u8] = b"BOB-SECRET-52d8e0b4";
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A server whose temp dir holds `outside/secret.txt` (beside the root),
-/// bob's `secret.txt`, and in alice's home ordinary files and the planted
-/// entries of the hostile-path list (symlinks out of the home, a FIFO, a
-/// hard link to the outside secret).
+/// A server whose temp dir holds the planted tree ([`tests::plant`]):
+/// `outside/secret.txt` (beside the root), bob's `secret.txt`, and in alice's
+/// home ordinary files and the planted entries of the hostile-path list
+/// (symlinks out of the home, a FIFO, a hard link to the outside secret).
 fn planted_server() -> TestServer {
     let dir = ServerDir::with_users(DEFAULT_USERS);
-    let base = dir.base().to_path_buf();
-    let outside = base.join("outside");
-    std::fs::create_dir(&outside).unwrap();
-    std::fs::write(outside.join("secret.txt"), OUTSIDE_SECRET).unwrap();
-    let root = dir.root();
-    std::fs::create_dir_all(root.join("bob")).unwrap();
-    std::fs::write(root.join("bob/secret.txt"), BOB_SECRET).unwrap();
-    let alice = root.join("alice");
-    std::fs::create_dir_all(alice.join("sub")).unwrap();
-    std::fs::write(alice.join("ok.txt"), b"alice ok").unwrap();
-    std::fs::write(alice.join("sub/file.txt"), b"alice sub file").unwrap();
-    symlink("/etc", alice.join("link_to_etc")).unwrap();
-    symlink(&outside, alice.join("link_to_outside")).unwrap();
-    symlink("../../outside", alice.join("link_to_outside_rel")).unwrap();
-    symlink("..", alice.join("link_to_parent")).unwrap();
-    symlink("/", alice.join("link_to_root_self")).unwrap();
-    symlink("../bob", alice.join("link_to_bob")).unwrap();
-    symlink("loop_link", alice.join("loop_link")).unwrap();
-    symlink("/proc/self", alice.join("proc_link")).unwrap();
-    let status = std::process::Command::new("mkfifo")
-        .arg(alice.join("fifo"))
-        .status()
-        .expect("mkfifo");
-    assert!(status.success());
-    std::fs::hard_link(outside.join("secret.txt"), alice.join("hardlink.txt")).unwrap();
+    plant(dir.base());
     dir.start()
 }
 
 /// Everything in the server's temp dir except alice's home and the temp area.
 fn outside_alice(server: &TestServer) -> BTreeMap<PathBuf, Entry> {
-    snapshot(
-        server.base(),
-        &[Path::new("root/alice"), Path::new("root/.incoming")],
-    )
+    tests::outside_alice(server.base())
 }
 
 /// A one-line, clear error that shows no host path and no OS message.
@@ -168,6 +138,24 @@ fn refused_code<T: std::fmt::Debug>(what: &str, r: Result<T, ClientError>) -> Er
     }
 }
 
+/// Putting `payload` to `path` and getting `path` into `dl` are both refused
+/// with `code`.
+async fn assert_put_get_refused(
+    client: &mut Client,
+    payload: &Path,
+    dl: &Path,
+    path: &str,
+    code: ErrorCode,
+) {
+    let got = refused_code(
+        path,
+        client.put_file(payload, path, &mut no_progress()).await,
+    );
+    assert_eq!(got, code, "put {path}");
+    let got = refused_code(path, client.get_file(path, dl, &mut no_progress()).await);
+    assert_eq!(got, code, "get {path}");
+}
+
 #[tokio::test]
 async fn library_gets_invalid_path_or_permission_denied() {
     let server = planted_server();
@@ -186,13 +174,7 @@ async fn library_gets_invalid_path_or_permission_denied() {
         "../bob/secret.txt",
         "sub/../../x",
     ] {
-        let code = refused_code(
-            path,
-            alice.put_file(&payload, path, &mut no_progress()).await,
-        );
-        assert_eq!(code, ErrorCode::INVALID_PATH, "put {path}");
-        let code = refused_code(path, alice.get_file(path, &dl, &mut no_progress()).await);
-        assert_eq!(code, ErrorCode::INVALID_PATH, "get {path}");
+        assert_put_get_refused(&mut alice, &payload, &dl, path, ErrorCode::INVALID_PATH).await;
         for parents in [false, true] {
             let code = refused_code(path, alice.mkdir(path, parents).await);
             assert_eq!(code, ErrorCode::INVALID_PATH, "mkdir {path}");
@@ -207,13 +189,14 @@ async fn library_gets_invalid_path_or_permission_denied() {
         "link_to_parent/bob/secret.txt",
         "link_to_root_self/etc/passwd",
     ] {
-        let code = refused_code(
+        assert_put_get_refused(
+            &mut alice,
+            &payload,
+            &dl,
             path,
-            alice.put_file(&payload, path, &mut no_progress()).await,
-        );
-        assert_eq!(code, ErrorCode::PERMISSION_DENIED, "put {path}");
-        let code = refused_code(path, alice.get_file(path, &dl, &mut no_progress()).await);
-        assert_eq!(code, ErrorCode::PERMISSION_DENIED, "get {path}");
+            ErrorCode::PERMISSION_DENIED,
+        )
+        .await;
         let dir = format!("{path}.d");
         let code = refused_code(&dir, alice.mkdir(&dir, true).await);
         assert!(
@@ -356,15 +339,7 @@ async fn hostile_paths_through_client_and_server() {
                     accepted += 1;
                     if let Op::Get = op {
                         let data = std::fs::read(&dl).unwrap();
-                        for secret in [OUTSIDE_SECRET, BOB_SECRET] {
-                            assert!(
-                                !data.windows(secret.len()).any(|w| w == secret),
-                                "get {label:?} revealed a secret"
-                            );
-                        }
-                        if let Some(p) = passwd.as_ref().filter(|p| !p.is_empty()) {
-                            assert_ne!(&data, p, "get {label:?} revealed /etc/passwd");
-                        }
+                        assert_reveals_nothing(&data, passwd.as_deref(), &format!("get {label:?}"));
                     }
                 }
                 Err(e) => {

@@ -45,7 +45,8 @@ pub async fn login<S: Storage>(
                 | Request::PutEnd { .. }
                 | Request::PutCancel
                 | Request::Get { .. }
-                | Request::Mkdir { .. },
+                | Request::Mkdir { .. }
+                | Request::Partial { .. },
             ) => return Err(CmdError::fatal(ErrorCode::NOT_LOGGED_IN, "log in first")),
         };
         let parsed = parse_client_first(&client_first)

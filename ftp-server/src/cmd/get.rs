@@ -1,19 +1,22 @@
-//! `Get { path }`: answered with `FileStart { size }`, `Data` frames and
-//! `FileEnd { digest }`, or with an error.
+//! `Get { path, offset, algorithm }`: answered with `FileStart { size }`,
+//! `Data` frames carrying bytes `offset..size`, and `FileEnd { digest }` of
+//! the whole file; or with an error.
 //!
 //! A blocking reader thread reads the opened file (a snapshot: uploads
 //! replace files by rename, never in place) and hashes it, a few chunks ahead
-//! of the network. If the file cannot be read to its announced size, an
-//! `Error` takes the place of the remaining frames.
+//! of the network; the bytes before `offset` are hashed but not sent. Chunks
+//! go to the socket without being copied into a frame. If the file cannot be
+//! read to its announced size, an `Error` takes the place of the remaining
+//! frames.
 
 use std::io::Read;
 use std::sync::Arc;
 
-use ftp_shared::message::{CHUNK_SIZE, Hasher};
+use bytes::Bytes;
+use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
 use ftp_shared::text::escape;
-use ftp_shared::{Digest, Response};
+use ftp_shared::{Digest, ErrorCode, Response};
 use ftp_storage::{Home, StorageError};
-use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 
 use crate::cmd::{blocking, parse_path};
@@ -23,7 +26,7 @@ use crate::error::CmdError;
 const QUEUE: usize = 4;
 
 enum Piece {
-    Chunk(Vec<u8>),
+    Chunk(Bytes),
     End(Digest),
     Failed(StorageError),
 }
@@ -32,63 +35,79 @@ pub async fn run<H: Home>(
     conn: &mut Connection,
     home: &Arc<H>,
     path: &str,
+    offset: u64,
+    algorithm: DigestAlgorithm,
 ) -> Result<(), CmdError> {
     let vpath = parse_path(path)?;
     let opener = home.clone();
     let (file, size) = blocking(move || opener.open_read(&vpath))
         .await?
         .map_err(|e| CmdError::storage(e, path))?;
+    if offset > size {
+        return Err(CmdError::refused(
+            ErrorCode::BAD_OFFSET,
+            format!("offset {offset} is past the size {size}: {}", escape(path)),
+        ));
+    }
     conn.send(Response::FileStart { size }).await?;
 
     let (tx, mut pieces) = mpsc::channel(QUEUE);
-    tokio::task::spawn_blocking(move || read_all(file, size, tx));
+    tokio::task::spawn_blocking(move || read_all(file, size, offset, algorithm, tx));
     while let Some(piece) = pieces.recv().await {
-        let response = match piece {
-            Piece::Chunk(bytes) => Response::Data(ByteBuf::from(bytes)),
+        match piece {
+            Piece::Chunk(bytes) => conn.send_data(bytes).await?,
             Piece::End(digest) => {
-                tracing::info!(path = %escape(path), bytes = size, %digest, "sent");
-                Response::FileEnd { digest }
+                tracing::info!(path = %escape(path), bytes = size, offset, %digest, "sent");
+                conn.send(Response::FileEnd { digest }).await?;
             }
             // The announced size can no longer be kept: the error ends the
             // download and the session goes on.
-            Piece::Failed(e) => CmdError::storage(e, path)
-                .reply()
-                .expect("storage errors have a reply"),
-        };
-        conn.send(response).await?;
+            Piece::Failed(e) => {
+                let reply = CmdError::storage(e, path).reply();
+                conn.send(reply.expect("storage errors have a reply"))
+                    .await?;
+            }
+        }
     }
     Ok(())
 }
 
-/// The reader thread: exactly `size` bytes in chunks, then the digest.
-fn read_all<R: Read>(mut file: R, size: u64, tx: mpsc::Sender<Piece>) {
-    let mut hasher = Hasher::new();
-    let mut left = size;
-    while left > 0 {
-        let want = left.min(CHUNK_SIZE as u64) as usize;
+/// The reader thread: exactly `size` bytes, hashed; those from `offset` on
+/// are sent in chunks; then the digest.
+fn read_all<R: Read>(
+    mut file: R,
+    size: u64,
+    offset: u64,
+    algorithm: DigestAlgorithm,
+    tx: mpsc::Sender<Piece>,
+) {
+    let mut hasher = Hasher::new(algorithm);
+    let mut pos = 0u64;
+    while pos < size {
+        // Stop at `offset` once, so that every chunk sent starts at or after it.
+        let boundary = if pos < offset { offset } else { size };
+        let want = (boundary - pos).min(CHUNK_SIZE as u64) as usize;
         let mut chunk = vec![0u8; want];
-        let mut filled = 0;
-        while filled < want {
-            match file.read(&mut chunk[filled..]) {
-                Ok(0) => {
-                    let _ = tx.blocking_send(Piece::Failed(StorageError::Io(
-                        std::io::ErrorKind::UnexpectedEof.into(),
-                    )));
-                    return;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.blocking_send(Piece::Failed(e.into()));
-                    return;
-                }
-            }
+        if let Err(e) = read_exact(&mut file, &mut chunk) {
+            let _ = tx.blocking_send(Piece::Failed(e.into()));
+            return;
         }
         hasher.update(&chunk);
-        left -= want as u64;
-        if tx.blocking_send(Piece::Chunk(chunk)).is_err() {
+        let sending = pos >= offset;
+        pos += want as u64;
+        if sending && tx.blocking_send(Piece::Chunk(Bytes::from(chunk))).is_err() {
             return; // the connection is gone
         }
     }
     let _ = tx.blocking_send(Piece::End(hasher.finish()));
+}
+
+/// `read_exact`, but a file that ends early is an error of its own.
+fn read_exact(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
+    file.read_exact(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            std::io::Error::other("the file became shorter while it was being sent")
+        }
+        _ => e,
+    })
 }

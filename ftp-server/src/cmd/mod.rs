@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod get;
 pub mod mkdir;
+pub mod partial;
 pub mod put;
 
 use ftp_shared::ErrorCode;

@@ -1,20 +1,27 @@
-//! `Put { path, size }`, then `Data` frames, then `PutEnd { digest }`.
+//! `Put { path, size, offset, algorithm }`, then `Data` frames, then
+//! `PutEnd { digest }`.
 //!
 //! The bytes go to a hidden temp file through a blocking writer thread fed by
 //! a small bounded channel, so disk writes overlap with reading the network
 //! and memory stays at a few chunks whatever the file size. The writer hashes
-//! as it goes; the upload is published (fsync, rename, fsync of the
-//! directory) only when the size and the client's digest match.
+//! as it goes (a resumed upload first hashes the bytes kept from before, so
+//! the digest always covers the whole file). A finished upload whose size and
+//! digest match goes to the [`Outbox`], which publishes it (fsync, rename,
+//! fsync of the directory) and replies `Ok`.
 //!
 //! The single reply may come early: when the path is refused or the disk
-//! fails mid-way, the error is sent at once and the rest of the upload's
-//! frames are read and discarded up to `PutEnd` or `PutCancel`.
+//! fails mid-way, the error is sent at once (or queued behind replies still
+//! waiting) and the rest of the upload's frames are read and discarded up to
+//! `PutEnd` or `PutCancel`. An upload cut off by a lost connection or a
+//! timeout is kept for a resume; one refused or cancelled is deleted.
 
+use std::io::Read;
 use std::sync::Arc;
 
-use ftp_shared::message::Hasher;
+use bytes::Bytes;
+use ftp_shared::message::{DigestAlgorithm, Hasher};
 use ftp_shared::text::escape;
-use ftp_shared::{Digest, ErrorCode, Request, Response};
+use ftp_shared::{Digest, ErrorCode, Request};
 use ftp_storage::{Home, StorageError, Upload};
 use tokio::sync::mpsc;
 
@@ -22,25 +29,38 @@ use crate::Limits;
 use crate::cmd::{blocking, parse_path};
 use crate::connection::Connection;
 use crate::error::CmdError;
+use crate::outbox::{Finished, Outbox};
 
 /// Chunks in flight between the network and the disk.
 const QUEUE: usize = 4;
+
+/// What the client asked for.
+#[derive(Debug)]
+pub struct PutRequest {
+    pub path: String,
+    pub size: u64,
+    pub offset: u64,
+    pub algorithm: DigestAlgorithm,
+}
 
 pub async fn run<H: Home>(
     conn: &mut Connection,
     home: &Arc<H>,
     limits: &Limits,
-    path: &str,
-    size: u64,
+    outbox: &mut Outbox<H::Upload>,
+    req: PutRequest,
 ) -> Result<(), CmdError> {
-    let upload = match start(home, limits, path, size).await {
-        Ok(upload) => upload,
-        Err(e) => return refuse_and_drain(conn, limits, e).await,
+    let path = req.path.as_str();
+    let (upload, kept) = match start(home, limits, &req).await {
+        Ok(started) => started,
+        Err(e) => return refuse_and_drain(conn, limits, outbox, e).await,
     };
 
-    let (chunks, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let writer = tokio::task::spawn_blocking(move || write_all(upload, rx));
-    let mut received = 0u64;
+    let (chunks, rx) = mpsc::channel::<Bytes>(QUEUE);
+    let (offset, algorithm) = (req.offset, req.algorithm);
+    let writer =
+        tokio::task::spawn_blocking(move || write_all(upload, kept, offset, algorithm, rx));
+    let mut received = req.offset;
     let ended = loop {
         let request = tokio::time::timeout(limits.transfer_timeout, conn.read()).await;
         match request {
@@ -49,13 +69,17 @@ pub async fn run<H: Home>(
             Ok(Ok(None)) => break Err(CmdError::Protocol("connection closed mid-upload".into())),
             Ok(Ok(Some(Request::Data(data)))) => {
                 received += data.len() as u64;
-                if received > size {
+                if received > req.size {
                     break Err(CmdError::refused(
                         ErrorCode::SIZE_MISMATCH,
-                        format!("more than the announced {size} bytes: {}", escape(path)),
+                        format!(
+                            "more than the announced {} bytes: {}",
+                            req.size,
+                            escape(path)
+                        ),
                     ));
                 }
-                if chunks.send(data.into_vec()).await.is_err() {
+                if chunks.send(data).await.is_err() {
                     // The writer stopped on an error; it is reported below.
                     break Ok(None);
                 }
@@ -84,7 +108,12 @@ pub async fn run<H: Home>(
         }
     };
 
-    let (upload, digest) = match (ended, written) {
+    match (ended, written) {
+        // Cut off: keep what arrived, for a resume.
+        (Err(e), Ok((upload, _))) if e.closes() => {
+            blocking(move || upload.suspend()).await?;
+            Err(e)
+        }
         // Too much data: the client is still sending the rest.
         (
             Err(
@@ -94,74 +123,121 @@ pub async fn run<H: Home>(
                 },
             ),
             _,
-        ) => {
-            return refuse_and_drain(conn, limits, e).await;
-        }
-        (Err(e), _) => return Err(e),
+        ) => refuse_and_drain(conn, limits, outbox, e).await,
+        (Err(e), _) => finish_refused(conn, outbox, e).await,
         // The writer failed before `PutEnd` arrived: the rest is still coming.
-        (Ok(None), Err(e)) => return refuse_and_drain(conn, limits, e).await,
+        (Ok(None), Err(e)) => refuse_and_drain(conn, limits, outbox, e).await,
         // `PutEnd` was read already: the reply ends the upload.
-        (Ok(Some(_)), Err(e)) => return Err(e),
+        (Ok(Some(_)), Err(e)) => finish_refused(conn, outbox, e).await,
         (Ok(None), Ok(_)) => unreachable!("the writer only stops early on an error"),
         (Ok(Some(claimed)), Ok((upload, digest))) => {
-            if received != size {
-                return Err(CmdError::refused(
+            let refusal = if received != req.size {
+                Some(CmdError::refused(
                     ErrorCode::SIZE_MISMATCH,
                     format!(
-                        "received {received} of the announced {size} bytes: {}",
+                        "received {received} of the announced {} bytes: {}",
+                        req.size,
                         escape(path)
                     ),
-                ));
-            }
-            if claimed != digest {
+                ))
+            } else if claimed != digest {
                 tracing::warn!(path = %escape(path), "digest mismatch: upload discarded");
-                return Err(CmdError::refused(
+                Some(CmdError::refused(
                     ErrorCode::DIGEST_MISMATCH,
                     format!("digest mismatch, upload discarded: {}", escape(path)),
-                ));
+                ))
+            } else {
+                None
+            };
+            if let Some(e) = refusal {
+                // Gone before the reply says so.
+                blocking(move || upload.abort()).await?;
+                return finish_refused(conn, outbox, e).await;
             }
-            (upload, digest)
+            outbox.commit(Finished {
+                upload,
+                path: req.path,
+                size: req.size,
+                digest,
+            });
+            Ok(())
         }
-    };
-
-    blocking(move || upload.commit())
-        .await?
-        .map_err(|e| CmdError::storage(e, path))?;
-    tracing::info!(path = %escape(path), bytes = size, %digest, "stored");
-    conn.send(Response::Ok).await?;
-    Ok(())
+    }
 }
 
-/// Checks the request and opens the temp file.
+/// Checks the request and opens the temp file (or takes over the kept bytes
+/// of an interrupted upload, with a reader of them).
 async fn start<H: Home>(
     home: &Arc<H>,
     limits: &Limits,
-    path: &str,
-    size: u64,
-) -> Result<H::Upload, CmdError> {
+    req: &PutRequest,
+) -> Result<(H::Upload, Option<H::Reader>), CmdError> {
+    let path = req.path.as_str();
     let vpath = parse_path(path)?;
-    if size > limits.max_file_size {
+    if req.size > limits.max_file_size {
         return Err(CmdError::refused(
             ErrorCode::TOO_LARGE,
             format!(
-                "file of {size} bytes exceeds the limit of {} bytes: {}",
+                "file of {} bytes exceeds the limit of {} bytes: {}",
+                req.size,
                 limits.max_file_size,
                 escape(path)
             ),
         ));
     }
+    if req.offset > req.size {
+        return Err(CmdError::refused(
+            ErrorCode::BAD_OFFSET,
+            format!(
+                "offset {} is past the size {}: {}",
+                req.offset,
+                req.size,
+                escape(path)
+            ),
+        ));
+    }
     let home = home.clone();
-    blocking(move || home.create_upload(&vpath))
-        .await?
-        .map_err(|e| CmdError::storage(e, path))
+    let (size, offset) = (req.size, req.offset);
+    let started = blocking(move || {
+        if offset == 0 {
+            return home.create_upload(&vpath, size).map(|u| Ok((u, None)));
+        }
+        match home.resume_upload(&vpath, size) {
+            Ok((upload, kept, have)) if have == offset => Ok(Ok((upload, Some(kept)))),
+            Ok((upload, _, have)) => {
+                upload.suspend();
+                Ok(Err(format!(
+                    "the server holds {have} bytes of this upload, not {offset}"
+                )))
+            }
+            Err(StorageError::NotFound) => Ok(Err("no interrupted upload to resume".to_string())),
+            Err(e) => Err(e),
+        }
+    })
+    .await?
+    .map_err(|e| CmdError::storage(e, path))?;
+    started
+        .map_err(|why| CmdError::refused(ErrorCode::BAD_OFFSET, format!("{why}: {}", escape(path))))
 }
 
-/// The writer thread: every chunk to the temp file and the hasher.
-fn write_all<U: Upload>(
+/// The writer thread: the kept bytes (hashed only), then every chunk to the
+/// temp file and the hasher.
+fn write_all<U: Upload, R: Read>(
     mut upload: U,
-    mut chunks: mpsc::Receiver<Vec<u8>>,
+    kept: Option<R>,
+    offset: u64,
+    algorithm: DigestAlgorithm,
+    mut chunks: mpsc::Receiver<Bytes>,
 ) -> Result<(U, Digest), StorageError> {
-    let mut hasher = Hasher::new();
+    let mut hasher = Hasher::new(algorithm);
+    if let Some(mut kept) = kept {
+        let hashed = hash_reader(&mut kept, &mut hasher)?;
+        if hashed != offset {
+            return Err(StorageError::Io(std::io::Error::other(
+                "the kept part of an upload changed",
+            )));
+        }
+    }
     while let Some(chunk) = chunks.blocking_recv() {
         upload.write_all(&chunk)?;
         hasher.update(&chunk);
@@ -169,18 +245,45 @@ fn write_all<U: Upload>(
     Ok((upload, hasher.finish()))
 }
 
-/// Replies with `error` now, then reads and discards the rest of the upload.
-async fn refuse_and_drain(
+/// Feeds everything `reader` holds to `hasher`; returns the byte count.
+pub fn hash_reader(reader: &mut impl Read, hasher: &mut Hasher) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The reply of an upload whose frames have all been read.
+async fn finish_refused<U: Upload>(
     conn: &mut Connection,
-    limits: &Limits,
+    outbox: &mut Outbox<U>,
     error: CmdError,
 ) -> Result<(), CmdError> {
     if error.closes() {
         return Err(error);
     }
-    if let Some(reply) = error.reply() {
-        conn.send(reply).await?;
-    }
+    let reply = error.reply().expect("a refusal has a reply");
+    outbox.reply(conn, reply).await
+}
+
+/// Replies with `error` now (or behind waiting replies), then reads and
+/// discards the rest of the upload.
+async fn refuse_and_drain<U: Upload>(
+    conn: &mut Connection,
+    limits: &Limits,
+    outbox: &mut Outbox<U>,
+    error: CmdError,
+) -> Result<(), CmdError> {
+    finish_refused(conn, outbox, error).await?;
     loop {
         match tokio::time::timeout(limits.transfer_timeout, conn.read()).await? {
             Ok(Some(Request::Data(_))) => {}

@@ -15,11 +15,13 @@
 mod upload;
 
 pub use upload::FsUpload;
+use upload::Parts;
 
 use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, DirBuilder, DirBuilderExt as _, OpenOptions, OpenOptionsExt as _};
@@ -30,6 +32,9 @@ use crate::{Home, Storage, StorageError, VPath, validate_user_name};
 /// it can never be a home.
 pub const INCOMING_DIR: &str = ".incoming";
 
+/// How long the bytes of an interrupted upload are kept for a resume.
+pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// A download: the opened regular file.
 pub type FsReader = std::fs::File;
 
@@ -38,6 +43,7 @@ pub type FsReader = std::fs::File;
 pub struct FsStorage {
     root: Arc<Dir>,
     incoming: Arc<Dir>,
+    durable: bool,
 }
 
 impl FsStorage {
@@ -67,16 +73,34 @@ impl FsStorage {
         Ok(FsStorage {
             root: Arc::new(root_dir),
             incoming: Arc::new(incoming),
+            durable: true,
         })
+    }
+
+    /// With `false`, uploads are published without waiting for the disk
+    /// (no fsync): faster, but a power loss can lose recent uploads. The
+    /// rename stays atomic either way.
+    pub fn with_fsync(mut self, durable: bool) -> FsStorage {
+        self.durable = durable;
+        self
     }
 }
 
-/// Removes every entry of the temp area; returns how many there were.
+/// Removes every entry of the temp area but the kept parts of interrupted
+/// uploads younger than [`PARTIAL_MAX_AGE`]; returns how many it removed.
 fn sweep(incoming: &Dir) -> Result<usize, StorageError> {
     let mut removed = 0;
     for entry in incoming.entries()? {
         let entry = entry?;
         let name = entry.file_name();
+        let fresh_partial = name.to_str().is_some_and(|n| n.ends_with(".partial"))
+            && entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+                let t = t.into_std();
+                SystemTime::now().duration_since(t).unwrap_or_default() < PARTIAL_MAX_AGE
+            });
+        if fresh_partial {
+            continue;
+        }
         let result = if entry.file_type()?.is_dir() {
             incoming.remove_dir_all(&name)
         } else {
@@ -105,6 +129,7 @@ impl Storage for FsStorage {
             home: Arc::new(home),
             incoming: Arc::clone(&self.incoming),
             user: user.to_owned(),
+            durable: self.durable,
         })
     }
 }
@@ -115,6 +140,7 @@ pub struct FsHome {
     home: Arc<Dir>,
     incoming: Arc<Dir>,
     user: String,
+    durable: bool,
 }
 
 /// Opens a directory beneath `home`; the empty path is the home itself.
@@ -190,6 +216,23 @@ impl FsHome {
         Ok(self.home.canonicalize(path.as_str())?)
     }
 
+    /// The name the kept bytes of an interrupted upload of `size` bytes to
+    /// `path` go by: `<user>.<32 hex of SHA-256(path, size)>.partial`.
+    fn partial_name(&self, path: &VPath, size: u64) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(path.as_str().as_bytes());
+        h.update([0]);
+        h.update(size.to_le_bytes());
+        format!("{}.{}.partial", self.user, hex::encode(&h.finalize()[..16]))
+    }
+
+    fn read_only() -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        options
+    }
+
     /// Creates a fresh temp file `<user>.<16 hex>.part` in the temp area.
     fn create_temp(&self) -> Result<(String, std::fs::File), StorageError> {
         let mut options = OpenOptions::new();
@@ -248,16 +291,138 @@ impl Home for FsHome {
         Ok((file, meta.len()))
     }
 
-    fn create_upload(&self, path: &VPath) -> Result<FsUpload, StorageError> {
+    fn create_upload(&self, path: &VPath, size: u64) -> Result<FsUpload, StorageError> {
         let dest = self.upload_target(path)?;
         let (tmp_name, file) = self.create_temp()?;
         tracing::debug!(user = %self.user, path = %path, tmp = %tmp_name, "upload started");
-        Ok(FsUpload::new(
+        Ok(FsUpload::new(Parts {
             file,
-            Arc::clone(&self.incoming),
-            Arc::clone(&self.home),
+            incoming: Arc::clone(&self.incoming),
+            home: Arc::clone(&self.home),
             tmp_name,
+            partial_name: self.partial_name(path, size),
             dest,
-        ))
+            durable: self.durable,
+            written: 0,
+        }))
     }
+
+    fn partial(&self, path: &VPath, size: u64) -> Result<Option<(FsReader, u64)>, StorageError> {
+        match self
+            .incoming
+            .open_with(self.partial_name(path, size), &Self::read_only())
+        {
+            Ok(file) => {
+                let file = file.into_std();
+                let len = file.metadata()?.len();
+                Ok(Some((file, len)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn resume_upload(
+        &self,
+        path: &VPath,
+        size: u64,
+    ) -> Result<(FsUpload, FsReader, u64), StorageError> {
+        let dest = self.upload_target(path)?;
+        let partial_name = self.partial_name(path, size);
+        // Claim the kept bytes by renaming them to a temp name of our own, so
+        // that two sessions can never continue the same upload.
+        let (tmp_name, placeholder) = self.create_temp()?;
+        drop(placeholder);
+        if let Err(e) = self
+            .incoming
+            .rename(&partial_name, &self.incoming, &tmp_name)
+        {
+            let _ = self.incoming.remove_file(&tmp_name);
+            return Err(e.into());
+        }
+        let mut options = OpenOptions::new();
+        options.append(true);
+        let opened = self
+            .incoming
+            .open_with(&tmp_name, &options)
+            .and_then(|writer| {
+                let reader = self.incoming.open_with(&tmp_name, &Self::read_only())?;
+                Ok((writer.into_std(), reader.into_std()))
+            });
+        let (file, reader) = match opened {
+            Ok(pair) => pair,
+            Err(e) => {
+                let _ = self.incoming.remove_file(&tmp_name);
+                return Err(e.into());
+            }
+        };
+        let written = file.metadata()?.len();
+        tracing::debug!(user = %self.user, path = %path, bytes = written, "upload resumed");
+        let upload = FsUpload::new(Parts {
+            file,
+            incoming: Arc::clone(&self.incoming),
+            home: Arc::clone(&self.home),
+            tmp_name,
+            partial_name,
+            dest,
+            durable: self.durable,
+            written,
+        });
+        Ok((upload, reader, written))
+    }
+
+    fn commit_all(&self, uploads: Vec<FsUpload>) -> Vec<Result<(), StorageError>> {
+        commit_together(uploads)
+    }
+}
+
+/// Group commit: every upload's data flushed in parallel (the journal
+/// merges concurrent flushes into few disk commits), then every rename, then
+/// one fsync per destination directory.
+fn commit_together(mut uploads: Vec<FsUpload>) -> Vec<Result<(), StorageError>> {
+    const FLUSHERS: usize = 32;
+    let per_thread = uploads.len().div_ceil(FLUSHERS).max(1);
+    let mut results: Vec<Result<(), StorageError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = uploads
+            .chunks_mut(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter_mut()
+                        .map(FsUpload::flush_data)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a flush thread panicked"))
+            .collect()
+    });
+    let mut dirs: Vec<(PathBuf, Dir)> = Vec::new();
+    for (upload, result) in uploads.iter_mut().zip(results.iter_mut()) {
+        if result.is_err() {
+            continue;
+        }
+        match upload.rename_into_place() {
+            Ok((dir, rel)) => {
+                if upload.durable() && !dirs.iter().any(|(r, _)| *r == rel) {
+                    dirs.push((rel, dir));
+                }
+            }
+            Err(e) => *result = Err(e),
+        }
+    }
+    for (rel, dir) in &dirs {
+        if let Err(e) = upload::sync_dir(dir) {
+            tracing::warn!(error = ?e, "directory fsync failed after a group commit");
+            // Every upload published into this directory is not known to be durable.
+            for (upload, result) in uploads.iter().zip(results.iter_mut()) {
+                if result.is_ok() && upload.dest_parent() == rel.as_path() {
+                    *result = Err(StorageError::Io(io::Error::other("directory fsync failed")));
+                }
+            }
+        }
+    }
+    results
 }

@@ -9,55 +9,103 @@ use cap_std::fs::{Dir, OpenOptions};
 use super::open_dir_beneath;
 use crate::{StorageError, Upload};
 
+/// How many written bytes trigger early write-back, so that the fsync at the
+/// end finds little left to do.
+const WRITE_BACK_EVERY: u64 = 8 * 1024 * 1024;
+
 /// An upload in progress. The bytes go to `root/.incoming/<user>.<hex>.part`;
 /// [`Upload::commit`] renames it into the home, so readers see either the old
-/// file or the whole new one. Dropping it without committing removes the temp.
+/// file or the whole new one. Dropping it without committing removes the temp;
+/// [`Upload::suspend`] keeps it under a name derived from the destination and
+/// size, for a later resume.
 #[derive(Debug)]
 pub struct FsUpload {
     file: std::fs::File,
     incoming: Arc<Dir>,
     home: Arc<Dir>,
     tmp_name: String,
+    /// The name it is kept under when suspended.
+    partial_name: String,
     /// Final path relative to the home.
     dest: PathBuf,
+    /// Whether data and rename are flushed to disk before commit returns.
+    durable: bool,
+    /// Bytes in the file, and how many of them have been handed to write-back.
+    written: u64,
+    written_back: u64,
     /// Whether the temp file may still exist and must be removed on drop.
     pending: bool,
 }
 
+/// What [`FsUpload::new`] needs.
+#[derive(Debug)]
+pub(super) struct Parts {
+    pub file: std::fs::File,
+    pub incoming: Arc<Dir>,
+    pub home: Arc<Dir>,
+    pub tmp_name: String,
+    pub partial_name: String,
+    pub dest: PathBuf,
+    pub durable: bool,
+    pub written: u64,
+}
+
 impl FsUpload {
-    pub(super) fn new(
-        file: std::fs::File,
-        incoming: Arc<Dir>,
-        home: Arc<Dir>,
-        tmp_name: String,
-        dest: PathBuf,
-    ) -> FsUpload {
+    pub(super) fn new(p: Parts) -> FsUpload {
         FsUpload {
-            file,
-            incoming,
-            home,
-            tmp_name,
-            dest,
+            file: p.file,
+            incoming: p.incoming,
+            home: p.home,
+            tmp_name: p.tmp_name,
+            partial_name: p.partial_name,
+            dest: p.dest,
+            durable: p.durable,
+            written: p.written,
+            written_back: p.written,
             pending: true,
         }
     }
 
-    fn publish(&mut self) -> Result<(), StorageError> {
+    /// Step one of publishing: the data on disk (a no-op when not durable).
+    /// Uploads committed together run this in parallel, so the filesystem
+    /// journal can group their flushes.
+    pub(super) fn flush_data(&mut self) -> Result<(), StorageError> {
         self.file.flush()?;
-        self.file.sync_all()?;
-        let name = self.dest.file_name().ok_or(StorageError::NotFound)?;
-        let parent = self.dest.parent().unwrap_or(Path::new(""));
-        // Re-resolved beneath the home now: if the parent was meanwhile replaced
-        // by a symlink leading outside, this fails instead of following it.
-        let parent_dir = open_dir_beneath(&self.home, parent)?;
-        self.incoming.rename(&self.tmp_name, &parent_dir, name)?;
-        // The file is in place; make the new directory entry durable. (cap-std
-        // holds directories as O_PATH handles, which cannot be fsynced, so the
-        // directory is opened again for reading.)
-        let mut options = OpenOptions::new();
-        options.read(true);
-        parent_dir.open_with(".", &options)?.sync_all()?;
+        if self.durable {
+            self.file.sync_data()?;
+        }
         Ok(())
+    }
+
+    /// Step two: the rename into the home. Returns the destination directory,
+    /// which the caller fsyncs (once for all the uploads that share it).
+    pub(super) fn rename_into_place(&mut self) -> Result<(Dir, PathBuf), StorageError> {
+        let result = (|| {
+            let name = self.dest.file_name().ok_or(StorageError::NotFound)?;
+            let parent = self.dest.parent().unwrap_or(Path::new("")).to_path_buf();
+            // Re-resolved beneath the home now: if the parent was meanwhile
+            // replaced by a symlink leading outside, this fails instead of
+            // following it.
+            let parent_dir = open_dir_beneath(&self.home, &parent)?;
+            self.incoming.rename(&self.tmp_name, &parent_dir, name)?;
+            Ok((parent_dir, parent))
+        })();
+        match &result {
+            Ok(_) => self.pending = false,
+            Err(e) => {
+                tracing::debug!(tmp = %self.tmp_name, error = ?e, "upload commit failed");
+                self.remove_temp();
+            }
+        }
+        result
+    }
+
+    pub(super) fn durable(&self) -> bool {
+        self.durable
+    }
+
+    pub(super) fn dest_parent(&self) -> &Path {
+        self.dest.parent().unwrap_or(Path::new(""))
     }
 
     fn remove_temp(&mut self) {
@@ -68,15 +116,59 @@ impl FsUpload {
             tracing::debug!(tmp = %self.tmp_name, error = %e, "could not remove upload temp");
         }
     }
+
+    /// Starts write-back of what was written since the last call, without
+    /// waiting for it, so the disk works while the network delivers the rest.
+    fn start_write_back(&mut self) {
+        let len = self.written - self.written_back;
+        if !self.durable || len < WRITE_BACK_EVERY {
+            return;
+        }
+        if let Err(e) = sync_file_range_write(&self.file, self.written_back, len) {
+            tracing::debug!(error = %e, "sync_file_range failed; the final fsync does the work");
+        }
+        self.written_back = self.written;
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start writing the dirty pages of
+/// a range to disk and return at once. (Neither rustix nor nix wraps it.)
+#[allow(unsafe_code)]
+fn sync_file_range_write(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is valid for the lifetime of `file`; the call
+    // takes plain integers and touches no memory of ours.
+    let rc = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The new directory entries on disk: fsync each directory once.
+pub(super) fn sync_dir(dir: &Dir) -> Result<(), StorageError> {
+    // cap-std holds directories as O_PATH handles, which cannot be fsynced,
+    // so the directory is opened again for reading.
+    let mut options = OpenOptions::new();
+    options.read(true);
+    dir.open_with(".", &options)?.sync_all()?;
+    Ok(())
 }
 
 impl Write for FsUpload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.file.write_vectored(bufs)
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        self.start_write_back();
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -86,17 +178,31 @@ impl Write for FsUpload {
 
 impl Upload for FsUpload {
     fn commit(mut self) -> Result<(), StorageError> {
-        match self.publish() {
+        if let Err(e) = self.flush_data() {
+            self.remove_temp();
+            return Err(e);
+        }
+        let (dir, _) = self.rename_into_place()?;
+        if self.durable {
+            sync_dir(&dir)?;
+        }
+        tracing::debug!(tmp = %self.tmp_name, "upload committed");
+        Ok(())
+    }
+
+    fn suspend(mut self) {
+        if !self.pending {
+            return;
+        }
+        match self
+            .incoming
+            .rename(&self.tmp_name, &self.incoming, &self.partial_name)
+        {
             Ok(()) => {
                 self.pending = false;
-                tracing::debug!(tmp = %self.tmp_name, "upload committed");
-                Ok(())
+                tracing::debug!(partial = %self.partial_name, bytes = self.written, "upload kept for resume");
             }
-            Err(e) => {
-                tracing::debug!(tmp = %self.tmp_name, error = ?e, "upload commit failed");
-                self.remove_temp();
-                Err(e)
-            }
+            Err(e) => tracing::debug!(error = %e, "could not keep the upload for resume"),
         }
     }
 

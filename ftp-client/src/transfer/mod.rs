@@ -1,0 +1,25 @@
+//! File transfers: uploads ([`put`]) and downloads ([`get`]) of one file or
+//! many, pipelined.
+//!
+//! Every transfer streams in chunks through a blocking disk thread and a
+//! small bounded channel, so memory stays constant whatever the file size,
+//! and hashes every byte on the way: an upload ends with the digest the
+//! server checks; a download lands in `NAME.part` and is renamed only after
+//! its digest matched. Interrupted transfers can be continued: the digest
+//! still covers the whole file.
+
+pub mod get;
+pub mod put;
+
+pub use get::GetItem;
+pub use put::PutItem;
+
+/// Files of this size or more are resumed automatically when the server kept
+/// part of an earlier upload of them.
+pub const RESUME_MIN: u64 = 1024 * 1024;
+
+/// Chunks in flight between a disk thread and the network.
+const QUEUE: usize = 4;
+
+/// Told `(index of the file, bytes of it done, its size)` as a transfer goes.
+pub type Progress<'a> = &'a mut (dyn FnMut(usize, u64, u64) + Send);

@@ -1,0 +1,327 @@
+//! Uploads. [`Client::put_files`] sends every file without waiting for the
+//! replies (a sender and a receiver run at once on the two halves of the
+//! connection), so many small files do not pay a round trip each; the server
+//! commits them in groups. A reply that comes while its file is still being
+//! sent is an early refusal: the rest of that file is not sent.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
+use ftp_shared::{Digest, Request, Response};
+use tokio::sync::mpsc;
+
+use super::{Progress, QUEUE, RESUME_MIN};
+use crate::client::{next_reply, unexpected};
+use crate::wire::{Reader, Writer};
+use crate::{Client, ClientError};
+
+/// One file to upload.
+#[derive(Debug, Clone)]
+pub struct PutItem {
+    pub local: PathBuf,
+    pub remote: String,
+}
+
+/// An opened local file and where its upload starts.
+#[derive(Debug)]
+struct Source {
+    file: File,
+    size: u64,
+    offset: u64,
+    /// The digest state after the first `offset` bytes.
+    hasher: Hasher,
+}
+
+impl Source {
+    fn open(path: &Path, algorithm: DigestAlgorithm) -> Result<Source, ClientError> {
+        let file = File::open(path).map_err(|e| ClientError::local(path, e))?;
+        let meta = file.metadata().map_err(|e| ClientError::local(path, e))?;
+        if !meta.is_file() {
+            return Err(ClientError::LocalFile {
+                path: path.into(),
+                message: "not a regular file".into(),
+            });
+        }
+        Ok(Source {
+            file,
+            size: meta.len(),
+            offset: 0,
+            hasher: Hasher::new(algorithm),
+        })
+    }
+}
+
+impl Client {
+    /// Uploads the local file `local` to `remote`, continuing an interrupted
+    /// upload of it when the server kept one; `progress` is told the bytes
+    /// done and the total. Returns the size.
+    pub async fn put_file(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<u64, ClientError> {
+        let items = [PutItem {
+            local: local.to_path_buf(),
+            remote: remote.to_string(),
+        }];
+        let mut results = self
+            .put_files(&items, true, &mut |_, done, total| progress(done, total))
+            .await?;
+        results.pop().expect("one result per file")
+    }
+
+    /// Uploads every item, pipelined. With `resume`, files of
+    /// [`RESUME_MIN`] bytes or more continue where an interrupted upload
+    /// stopped, once the server's kept bytes are checked against the local
+    /// file. The outer error is a lost connection; each file has its result.
+    pub async fn put_files(
+        &mut self,
+        items: &[PutItem],
+        resume: bool,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+        let algorithm = self.algorithm;
+        let mut sources: Vec<_> = items
+            .iter()
+            .map(|item| Source::open(&item.local, algorithm))
+            .collect();
+        if resume {
+            for (item, source) in items.iter().zip(sources.iter_mut()) {
+                if let Ok(source) = source
+                    && source.size >= RESUME_MIN
+                {
+                    self.resume_point(item, source).await?;
+                }
+            }
+        }
+
+        let replied = AtomicUsize::new(0);
+        let (expect, expected) = mpsc::unbounded_channel();
+        let Client { reader, writer, .. } = self;
+        let sending = send_all(
+            writer, items, sources, algorithm, &replied, expect, progress,
+        );
+        let receiving = receive_all(reader, expected, &replied, items.len());
+        let (local, remote) = tokio::join!(sending, receiving);
+        let (local, remote) = (local?, remote?);
+        Ok(local
+            .into_iter()
+            .zip(remote)
+            .zip(items)
+            .map(|((local, remote), item)| match (local, remote) {
+                (Err(e), _) => Err(e),
+                (Ok(size), Some(Ok(()))) => Ok(size),
+                (Ok(_), Some(Err(e))) => Err(e),
+                (Ok(_), None) => Err(ClientError::Protocol(format!(
+                    "no reply for {}",
+                    item.remote
+                ))),
+            })
+            .collect())
+    }
+
+    /// Asks the server what it kept of an earlier upload of this file and,
+    /// when the kept bytes match the start of the local file, moves the
+    /// source past them.
+    async fn resume_point(
+        &mut self,
+        item: &PutItem,
+        source: &mut Source,
+    ) -> Result<(), ClientError> {
+        self.writer
+            .send(&Request::Partial {
+                path: item.remote.clone(),
+                size: source.size,
+                algorithm: self.algorithm,
+            })
+            .await?;
+        let (offset, digest) = match self.reply().await {
+            Ok(Response::Partial { offset, digest }) => (offset, digest),
+            Ok(other) => return Err(unexpected(other)),
+            // A refused path: the upload itself reports it.
+            Err(ClientError::Remote { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if offset == 0 || offset > source.size {
+            return Ok(());
+        }
+        let mut file = source
+            .file
+            .try_clone()
+            .map_err(|e| ClientError::local(&item.local, e))?;
+        let algorithm = self.algorithm;
+        let prefix = tokio::task::spawn_blocking(move || {
+            let mut hasher = Hasher::new(algorithm);
+            file.seek(SeekFrom::Start(0))?;
+            hash_exactly(&mut file, offset, &mut hasher)?;
+            std::io::Result::Ok(hasher)
+        })
+        .await
+        .map_err(|e| ClientError::Protocol(format!("reading the file failed: {e}")))?
+        .map_err(|e| ClientError::local(&item.local, e))?;
+        let start = if prefix.clone().finish() == digest {
+            source.offset = offset;
+            source.hasher = prefix;
+            offset
+        } else {
+            0
+        };
+        source
+            .file
+            .seek(SeekFrom::Start(start))
+            .map_err(|e| ClientError::local(&item.local, e))?;
+        Ok(())
+    }
+}
+
+/// The sending half: each file's `Put`, its data and its `PutEnd` (or
+/// `PutCancel`), telling the receiver which replies to expect.
+async fn send_all(
+    writer: &mut Writer,
+    items: &[PutItem],
+    sources: Vec<Result<Source, ClientError>>,
+    algorithm: DigestAlgorithm,
+    replied: &AtomicUsize,
+    expect: mpsc::UnboundedSender<usize>,
+    progress: Progress<'_>,
+) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+    let mut results = Vec::with_capacity(items.len());
+    for (i, (item, source)) in items.iter().zip(sources).enumerate() {
+        let source = match source {
+            Ok(source) => source,
+            Err(e) => {
+                results.push(Err(e));
+                continue;
+            }
+        };
+        let (size, offset) = (source.size, source.offset);
+        writer
+            .feed(&Request::Put {
+                path: item.remote.clone(),
+                size,
+                offset,
+                algorithm,
+            })
+            .await?;
+        let _ = expect.send(i);
+        progress(i, offset, size);
+
+        let (tx, mut chunks) = mpsc::channel(QUEUE);
+        let path = item.local.clone();
+        let (file, hasher) = (source.file, source.hasher);
+        let reader = tokio::task::spawn_blocking(move || {
+            read_chunks(file, size - offset, hasher, &path, tx)
+        });
+        let mut sent = offset;
+        let mut refused = false;
+        while let Some(chunk) = chunks.recv().await {
+            // A reply for this file while it is being sent: refused early.
+            if replied.load(Ordering::Acquire) > i {
+                refused = true;
+                break;
+            }
+            sent += chunk.len() as u64;
+            writer.feed_data(chunk).await?;
+            progress(i, sent, size);
+        }
+        drop(chunks);
+        let read = reader
+            .await
+            .map_err(|e| ClientError::Protocol(format!("reading the file failed: {e}")))?;
+        match read {
+            _ if refused => {
+                writer.feed(&Request::PutCancel).await?;
+                results.push(Ok(size));
+            }
+            Ok(digest) => {
+                writer.feed(&Request::PutEnd { digest }).await?;
+                results.push(Ok(size));
+            }
+            Err(e) => {
+                writer.feed(&Request::PutCancel).await?;
+                results.push(Err(e));
+            }
+        }
+        if size >= RESUME_MIN {
+            writer.flush().await?;
+        }
+    }
+    writer.flush().await?;
+    Ok(results)
+}
+
+/// The receiving half: one reply per expected file, in order.
+async fn receive_all(
+    reader: &mut Reader,
+    mut expected: mpsc::UnboundedReceiver<usize>,
+    replied: &AtomicUsize,
+    count: usize,
+) -> Result<Vec<Option<Result<(), ClientError>>>, ClientError> {
+    let mut results: Vec<_> = (0..count).map(|_| None).collect();
+    while let Some(i) = expected.recv().await {
+        let result = match next_reply(reader).await {
+            Ok(Response::Ok) => Ok(()),
+            Ok(other) => return Err(unexpected(other)),
+            Err(e @ ClientError::Remote { .. }) => Err(e),
+            Err(e) => return Err(e),
+        };
+        results[i] = Some(result);
+        replied.store(i + 1, Ordering::Release);
+    }
+    Ok(results)
+}
+
+/// The disk side of an upload: exactly `len` more bytes, hashed, then the
+/// digest of the whole file.
+fn read_chunks(
+    mut file: File,
+    len: u64,
+    mut hasher: Hasher,
+    path: &Path,
+    tx: mpsc::Sender<Bytes>,
+) -> Result<Digest, ClientError> {
+    let changed = || ClientError::LocalFile {
+        path: path.into(),
+        message: "the file changed while it was being sent".into(),
+    };
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(CHUNK_SIZE as u64) as usize;
+        let mut chunk = vec![0u8; want];
+        file.read_exact(&mut chunk).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => changed(),
+            _ => ClientError::local(path, e),
+        })?;
+        hasher.update(&chunk);
+        left -= want as u64;
+        if tx.blocking_send(Bytes::from(chunk)).is_err() {
+            return Err(changed()); // the upload was refused; its reply says why
+        }
+    }
+    if file
+        .read(&mut [0u8; 1])
+        .map_err(|e| ClientError::local(path, e))?
+        != 0
+    {
+        return Err(changed());
+    }
+    Ok(hasher.finish())
+}
+
+/// Hashes exactly `len` bytes of `file` from its position.
+pub(crate) fn hash_exactly(file: &mut File, len: u64, hasher: &mut Hasher) -> std::io::Result<()> {
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        file.read_exact(&mut buf[..want])?;
+        hasher.update(&buf[..want]);
+        left -= want as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The protocol by hand, for tests that send what no well-behaved client
+//! would: frame helpers ([`frame_of`], [`write_msg`], [`read_frame`],
+//! [`read_msg`]) and [`RawConn`] (a plain TCP stream to the server with a
+//! SCRAM login done step by step and the exact bytes of every reply).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+
+use bytes::Bytes;
+use bytes::BytesMut;
+use ftp_shared::codec::{LENGTH_PREFIX, MAX_FRAME, decode_body, encode_frame};
+use ftp_shared::message::{CHUNK_SIZE, Hasher, MAGIC, PROTOCOL_VERSION};
+use ftp_shared::scram::{ClientFirst, ScramKeys};
+use ftp_shared::{Digest, ErrorCode, Request, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::READ_TIMEOUT;
+use crate::server::TestServer;
+
+/// The frame (length prefix and body) holding `msg`.
+pub fn frame_of<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    encode_frame(msg, &mut buf).expect("encode a frame");
+    buf.to_vec()
+}
+
+/// Writes one frame holding `msg`.
+pub fn write_msg<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+    stream.write_all(&frame_of(msg))
+}
+
+/// Reads one whole frame (length prefix included); `None` at EOF or reset.
+/// Panics on a timeout or a length over [`MAX_FRAME`].
+pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut prefix = [0u8; LENGTH_PREFIX];
+    if let Err(e) = stream.read_exact(&mut prefix) {
+        return closed_or_panic(e);
+    }
+    let len = u32::from_be_bytes(prefix) as usize;
+    assert!(len <= MAX_FRAME, "the peer sent a frame of {len} bytes");
+    let mut frame = vec![0u8; LENGTH_PREFIX + len];
+    frame[..LENGTH_PREFIX].copy_from_slice(&prefix);
+    if let Err(e) = stream.read_exact(&mut frame[LENGTH_PREFIX..]) {
+        return closed_or_panic(e);
+    }
+    Some(frame)
+}
+
+fn closed_or_panic<T>(e: std::io::Error) -> Option<T> {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => None,
+        WouldBlock | TimedOut => panic!("no frame within {READ_TIMEOUT:?}"),
+        _ => panic!("read failed: {e}"),
+    }
+}
+
+/// Reads and decodes one message; `None` at EOF.
+pub fn read_msg<T: DeserializeOwned>(stream: &mut TcpStream) -> Option<T> {
+    read_frame(stream)
+        .map(|f| decode_body(&f[LENGTH_PREFIX..]).expect("a well-formed message from the peer"))
+}
+
+/// A raw connection to the server: whatever frames or bytes a test wants to send.
+#[derive(Debug)]
+pub struct RawConn {
+    stream: TcpStream,
+}
+
+/// What a recorded successful login sent.
+#[derive(Debug, Clone)]
+pub struct RecordedLogin {
+    pub client_first: String,
+    pub client_final: String,
+}
+
+impl RawConn {
+    /// Connects (no hello yet). Reads time out after [`READ_TIMEOUT`].
+    pub fn connect(server: &TestServer) -> RawConn {
+        RawConn::connect_addr(server.addr())
+    }
+
+    pub fn connect_addr(addr: SocketAddr) -> RawConn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawConn { stream }
+    }
+
+    /// Connects and exchanges hellos.
+    pub fn connect_hello(server: &TestServer) -> RawConn {
+        let mut conn = RawConn::connect(server);
+        conn.hello();
+        conn
+    }
+
+    /// Connects, exchanges hellos and logs in (which must succeed).
+    pub fn connect_login(server: &TestServer, user: &str, password: &str) -> RawConn {
+        let mut conn = RawConn::connect_hello(server);
+        conn.login(user, password)
+            .unwrap_or_else(|r| panic!("raw login as {user}: {r:?}"));
+        conn
+    }
+
+    /// Sends one request; an error means the server closed the connection.
+    pub fn send(&mut self, request: &Request) -> std::io::Result<()> {
+        write_msg(&mut self.stream, request)
+    }
+
+    /// Sends arbitrary bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// The next reply, decoded; `None` when the server closed the connection.
+    pub fn recv(&mut self) -> Option<Response> {
+        read_msg(&mut self.stream)
+    }
+
+    /// The next reply as the exact bytes of its frame (length prefix included).
+    pub fn recv_raw(&mut self) -> Option<Vec<u8>> {
+        read_frame(&mut self.stream)
+    }
+
+    /// The next reply, which must be there.
+    #[track_caller]
+    pub fn expect_reply(&mut self) -> Response {
+        self.recv()
+            .expect("a reply, but the server closed the connection")
+    }
+
+    /// Reads until the server closes the connection (within [`READ_TIMEOUT`]
+    /// per frame), returning the replies received on the way.
+    pub fn expect_closed(&mut self) -> Vec<Response> {
+        let mut replies = Vec::new();
+        while let Some(r) = self.recv() {
+            replies.push(r);
+            assert!(replies.len() < 10_000, "the server keeps talking");
+        }
+        replies
+    }
+
+    /// Reads until the server closes the connection and asserts that its only
+    /// reply on the way was an error with `code`.
+    #[track_caller]
+    pub fn expect_error_then_closed(&mut self, code: ErrorCode, what: &str) {
+        let replies = self.expect_closed();
+        assert!(
+            matches!(
+                replies.as_slice(),
+                [Response::Error { code: got, .. }] if *got == code
+            ),
+            "{what}: expected one {code:?} error and a close, got {replies:?}"
+        );
+    }
+
+    /// Whether the server still answers: sends an invalid `Mkdir` (an empty
+    /// path) and expects a reply. Only valid after login.
+    pub fn is_alive(&mut self) -> bool {
+        if self
+            .send(&Request::Mkdir {
+                path: String::new(),
+                parents: true,
+            })
+            .is_err()
+        {
+            return false;
+        }
+        self.recv().is_some()
+    }
+
+    /// Sends `Hello` with the current version and expects the server's hello.
+    #[track_caller]
+    pub fn hello(&mut self) {
+        self.send(&Request::Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+        })
+        .expect("send hello");
+        match self.recv() {
+            Some(Response::Hello { version, .. }) => assert_eq!(version, PROTOCOL_VERSION),
+            other => panic!("expected the server's hello, got {other:?}"),
+        }
+    }
+
+    /// A full SCRAM login. `Err` holds the server's reply when it is not `AuthOk`.
+    pub fn login(&mut self, user: &str, password: &str) -> Result<(), Response> {
+        self.login_recorded(user, password).map(|_| ())
+    }
+
+    /// A full SCRAM login that returns the messages the client sent, for replaying.
+    /// The server's signature is verified.
+    pub fn login_recorded(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> Result<RecordedLogin, Response> {
+        let first = ClientFirst::new(user);
+        let client_first = first.message();
+        self.send(&Request::AuthStart {
+            client_first: client_first.clone(),
+        })
+        .expect("send AuthStart");
+        let server_first = match self.recv() {
+            Some(Response::AuthChallenge { server_first }) => server_first,
+            Some(other) => return Err(other),
+            None => panic!("the server closed the connection instead of a challenge"),
+        };
+        let challenge = first
+            .handle_server_first(&server_first)
+            .expect("a valid server-first-message");
+        let keys = ScramKeys::derive(
+            password.as_bytes(),
+            challenge.salt(),
+            challenge.iterations(),
+        );
+        let (last, client_final) = challenge.finish(&keys);
+        self.send(&Request::AuthFinish {
+            client_final: client_final.clone(),
+        })
+        .expect("send AuthFinish");
+        match self.recv() {
+            Some(Response::AuthOk { server_final }) => {
+                last.verify_server_final(&server_final)
+                    .expect("the server proves it knows the verifier");
+                Ok(RecordedLogin {
+                    client_first,
+                    client_final,
+                })
+            }
+            Some(other) => Err(other),
+            None => panic!("the server closed the connection instead of answering the login"),
+        }
+    }
+
+    /// Sends `Put { path, size: data.len() }`, the data in [`CHUNK_SIZE`]
+    /// frames and `PutEnd` with `digest` (the true digest when `None`), and
+    /// returns the reply. Must be logged in.
+    pub fn put(&mut self, path: &str, data: &[u8], digest: Option<Digest>) -> Response {
+        self.put_sized(path, data.len() as u64, data, digest)
+    }
+
+    /// Like [`RawConn::put`], but announces `size` whatever the length of
+    /// `data`, to upload fewer or more bytes than announced.
+    pub fn put_sized(
+        &mut self,
+        path: &str,
+        size: u64,
+        data: &[u8],
+        digest: Option<Digest>,
+    ) -> Response {
+        self.send(&Request::Put {
+            path: path.into(),
+            size,
+            offset: 0,
+            algorithm: ftp_shared::message::DigestAlgorithm::Sha256,
+        })
+        .expect("send Put");
+        let mut hasher = Hasher::new(ftp_shared::message::DigestAlgorithm::Sha256);
+        for chunk in data.chunks(CHUNK_SIZE) {
+            hasher.update(chunk);
+            self.send(&Request::Data(Bytes::from(chunk.to_vec())))
+                .expect("send Data");
+        }
+        let digest = digest.unwrap_or_else(|| hasher.finish());
+        self.send(&Request::PutEnd { digest }).expect("send PutEnd");
+        self.expect_reply()
+    }
+
+    /// Sends `Get { path }` and collects the file; `Err` holds the refusal.
+    /// Must be logged in.
+    pub fn get(&mut self, path: &str) -> Result<Vec<u8>, Response> {
+        self.send(&Request::Get {
+            path: path.into(),
+            offset: 0,
+            algorithm: ftp_shared::message::DigestAlgorithm::Sha256,
+        })
+        .expect("send Get");
+        let size = match self.expect_reply() {
+            Response::FileStart { size } => size,
+            other => return Err(other),
+        };
+        let mut data = Vec::new();
+        let mut hasher = Hasher::new(ftp_shared::message::DigestAlgorithm::Sha256);
+        loop {
+            match self.expect_reply() {
+                Response::Data(chunk) => {
+                    hasher.update(&chunk);
+                    data.extend_from_slice(&chunk);
+                }
+                Response::FileEnd { digest } => {
+                    assert_eq!(data.len() as u64, size, "{path}: size");
+                    assert_eq!(digest, hasher.finish(), "{path}: digest");
+                    return Ok(data);
+                }
+                other => return Err(other),
+            }
+        }
+    }
+
+    /// Closes both directions at once (an abrupt cut, as far as TCP allows).
+    pub fn cut(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+}

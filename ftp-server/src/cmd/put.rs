@@ -122,9 +122,15 @@ pub async fn run<H: Home>(
                     ..
                 },
             ),
-            _,
-        ) => refuse_and_drain(conn, limits, outbox, e).await,
-        (Err(e), _) => finish_refused(conn, outbox, e).await,
+            written,
+        ) => {
+            drop(written); // the temp file goes before the reply says so
+            refuse_and_drain(conn, limits, outbox, e).await
+        }
+        (Err(e), written) => {
+            drop(written);
+            finish_refused(conn, outbox, e).await
+        }
         // The writer failed before `PutEnd` arrived: the rest is still coming.
         (Ok(None), Err(e)) => refuse_and_drain(conn, limits, outbox, e).await,
         // `PutEnd` was read already: the reply ends the upload.

@@ -65,6 +65,9 @@ enum Command {
         /// Continue the download that left LOCAL.part behind.
         #[arg(long)]
         resume: bool,
+        /// Do not wait for the disk before renaming a download into place.
+        #[arg(long)]
+        no_fsync: bool,
         #[arg(required = true, value_name = "REMOTE... [LOCAL]")]
         args: Vec<String>,
     },
@@ -117,9 +120,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             client.quit().await?;
             outcome
         }
-        Command::Get { resume, args } => {
+        Command::Get {
+            resume,
+            no_fsync,
+            args,
+        } => {
             let items = get_items(args)?;
             let mut client = session(global).await?;
+            client.set_durable_downloads(!no_fsync);
             let labels: Vec<String> = items.iter().map(|i| i.remote.clone()).collect();
             let meter = Meter::start(global, &labels);
             let results = client

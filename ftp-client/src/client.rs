@@ -40,6 +40,8 @@ pub struct Client {
     server: String,
     /// The digest algorithm transfers ask for.
     pub(crate) algorithm: DigestAlgorithm,
+    /// Whether a download is flushed to disk before it is renamed into place.
+    pub(crate) durable: bool,
 }
 
 impl Client {
@@ -60,6 +62,7 @@ impl Client {
             writer: Writer::new(write),
             server: String::new(),
             algorithm: DigestAlgorithm::default(),
+            durable: true,
         };
         client
             .writer
@@ -88,6 +91,12 @@ impl Client {
     /// Chooses the digest algorithm of later transfers (BLAKE3 by default).
     pub fn set_digest_algorithm(&mut self, algorithm: DigestAlgorithm) {
         self.algorithm = algorithm;
+    }
+
+    /// With `false`, downloads are renamed into place without waiting for the
+    /// disk: faster, but a power loss soon after can leave a file empty.
+    pub fn set_durable_downloads(&mut self, durable: bool) {
+        self.durable = durable;
     }
 
     /// Logs in with SCRAM-SHA-256 and checks that the server knows the

@@ -186,8 +186,9 @@ impl Client {
         progress(offset, size);
         let (tx, rx) = mpsc::channel(QUEUE);
         let part_path = part.path.clone();
-        let algorithm = self.algorithm;
-        let writer = tokio::task::spawn_blocking(move || write_chunks(part, algorithm, rx));
+        let (algorithm, durable) = (self.algorithm, self.durable);
+        let writer =
+            tokio::task::spawn_blocking(move || write_chunks(part, algorithm, durable, rx));
         let mut writing = Some(tx);
         let mut received = offset;
         let claimed = loop {
@@ -252,10 +253,11 @@ impl Client {
 }
 
 /// The disk side of a download: hash what the `.part` already holds, then
-/// write and hash every chunk, then fsync.
+/// write and hash every chunk, then (when durable) fsync.
 fn write_chunks(
     mut part: Part,
     algorithm: DigestAlgorithm,
+    durable: bool,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> std::io::Result<Digest> {
     let mut hasher = Hasher::new(algorithm);
@@ -267,6 +269,8 @@ fn write_chunks(
         part.file.write_all(&chunk)?;
         hasher.update(&chunk);
     }
-    part.file.sync_all()?;
+    if durable {
+        part.file.sync_all()?;
+    }
     Ok(hasher.finish())
 }

@@ -1,27 +1,29 @@
-//! Replies in order, with uploads committed in groups.
+//! Replies in order, with uploads committed in groups while the next ones
+//! arrive.
 //!
 //! A client that pipelines many small uploads should not pay one disk flush
-//! per file in sequence. A finished upload therefore waits in the outbox, its
-//! reply not yet sent, while more requests are already waiting to be read;
-//! when none is, or the group is large, every waiting upload is published by
-//! one [`Home::commit_all`] (their flushes run in parallel) and the replies go
-//! out in the order of the requests. Replies are never reordered and an `Ok`
-//! is never sent before its upload is on disk.
+//! per file in sequence. A finished upload therefore waits in the outbox with
+//! its reply unsent. When no commit is running, every waiting upload starts
+//! to be published together by one [`Home::commit_all`] on a blocking thread
+//! (their flushes run in parallel), while the session goes on receiving the
+//! next files, which form the next group. When a group is published, the
+//! replies before and of it go out, in the order of the requests. Replies are
+//! never reordered and an `Ok` is never sent before its upload is on disk.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ftp_shared::text::escape;
-use ftp_shared::{Digest, Response};
-use ftp_storage::Home;
+use ftp_shared::{Digest, ErrorCode, Response};
+use ftp_storage::{Home, StorageError, Upload};
+use tokio::task::JoinHandle;
 
-use crate::cmd::blocking;
 use crate::connection::Connection;
 use crate::error::CmdError;
 
-/// Uploads committed together at the most.
-const MAX_GROUP: usize = 256;
-/// Bytes of waiting uploads that make the group go.
-const MAX_GROUP_BYTES: u64 = 64 * 1024 * 1024;
+/// Uploads waiting at the most before the session stops reading until the
+/// running commit is done.
+const MAX_WAITING: usize = 1024;
 
 /// A finished upload waiting to be published.
 #[derive(Debug)]
@@ -34,40 +36,50 @@ pub struct Finished<U> {
 
 #[derive(Debug)]
 enum Slot<U> {
+    /// A reply that only waits for the replies before it.
     Reply(Response),
-    Commit(Finished<U>),
+    /// An upload not yet handed to a commit.
+    Waiting(Finished<U>),
+    /// An upload being committed by the running commit.
+    Committing {
+        path: String,
+        size: u64,
+        digest: Digest,
+    },
 }
+
+type Commit = JoinHandle<Vec<Result<(), StorageError>>>;
 
 /// The replies of a session that have not been sent yet.
 #[derive(Debug)]
 pub struct Outbox<U> {
-    slots: Vec<Slot<U>>,
-    commits: usize,
-    bytes: u64,
+    slots: VecDeque<Slot<U>>,
+    waiting: usize,
+    running: Option<Commit>,
 }
 
 impl<U> Default for Outbox<U> {
     fn default() -> Self {
         Outbox {
-            slots: Vec::new(),
-            commits: 0,
-            bytes: 0,
+            slots: VecDeque::new(),
+            waiting: 0,
+            running: None,
         }
     }
 }
 
-impl<U: ftp_storage::Upload> Outbox<U> {
-    /// Whether uploads are waiting to be published.
-    pub fn has_commits(&self) -> bool {
-        self.commits > 0
+impl<U: Upload> Outbox<U> {
+    /// Nothing is waiting or being committed.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
-    /// Whether the waiting group is large enough to publish now.
+    /// So many uploads wait that the session should not read more for now.
     pub fn is_full(&self) -> bool {
-        self.commits >= MAX_GROUP || self.bytes >= MAX_GROUP_BYTES
+        self.waiting >= MAX_WAITING
     }
 
-    /// Sends `response` now, or queues it behind waiting uploads.
+    /// Sends `response` now, or queues it behind replies still waiting.
     pub async fn reply(
         &mut self,
         conn: &mut Connection,
@@ -76,61 +88,109 @@ impl<U: ftp_storage::Upload> Outbox<U> {
         if self.slots.is_empty() {
             conn.send(response).await?;
         } else {
-            self.slots.push(Slot::Reply(response));
+            self.slots.push_back(Slot::Reply(response));
         }
         Ok(())
     }
 
     /// Queues a finished upload; its reply is sent when it is published.
     pub fn commit(&mut self, finished: Finished<U>) {
-        self.commits += 1;
-        self.bytes += finished.size;
-        self.slots.push(Slot::Commit(finished));
+        self.waiting += 1;
+        self.slots.push_back(Slot::Waiting(finished));
     }
 
-    /// Publishes the waiting uploads and sends every queued reply, in order.
+    /// Starts publishing the waiting uploads, unless a commit is running.
+    pub fn start<H: Home<Upload = U>>(&mut self, home: &Arc<H>) {
+        if self.running.is_some() || self.waiting == 0 {
+            return;
+        }
+        let mut uploads = Vec::with_capacity(self.waiting);
+        for slot in self.slots.iter_mut() {
+            if let Slot::Waiting(_) = slot {
+                let Slot::Waiting(f) = std::mem::replace(slot, Slot::Reply(Response::Ok)) else {
+                    unreachable!()
+                };
+                uploads.push(f.upload);
+                *slot = Slot::Committing {
+                    path: f.path,
+                    size: f.size,
+                    digest: f.digest,
+                };
+            }
+        }
+        self.waiting = 0;
+        let home = home.clone();
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            home.commit_all(uploads)
+        }));
+    }
+
+    /// Waits for the running commit (forever when there is none: use in a
+    /// `select!` beside other work). Cancel-safe.
+    pub async fn committed(&mut self) -> Vec<Result<(), StorageError>> {
+        match &mut self.running {
+            Some(commit) => {
+                let results = commit.await;
+                self.running = None;
+                results.unwrap_or_else(|e| {
+                    tracing::error!("a commit task failed: {e}");
+                    Vec::new()
+                })
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Turns the results of a finished commit into replies.
+    pub fn settle(&mut self, results: Vec<Result<(), StorageError>>) {
+        let mut results = results.into_iter();
+        for slot in self.slots.iter_mut() {
+            if let Slot::Committing { path, size, digest } = slot {
+                let response = match results.next() {
+                    Some(Ok(())) => {
+                        tracing::info!(path = %escape(path), bytes = *size, %digest, "stored");
+                        Response::Ok
+                    }
+                    Some(Err(e)) => CmdError::storage(e, path)
+                        .reply()
+                        .expect("storage errors have a reply"),
+                    None => Response::error(ErrorCode::INTERNAL, "internal server error"),
+                };
+                *slot = Slot::Reply(response);
+            }
+        }
+    }
+
+    /// Sends the replies at the front that no longer wait for anything.
+    pub async fn send_ready(&mut self, conn: &mut Connection) -> Result<(), CmdError> {
+        let mut sent = false;
+        while let Some(Slot::Reply(_)) = self.slots.front() {
+            let Some(Slot::Reply(response)) = self.slots.pop_front() else {
+                unreachable!()
+            };
+            conn.feed(response).await?;
+            sent = true;
+        }
+        if sent {
+            conn.send_flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes everything and sends every reply.
     pub async fn flush<H: Home<Upload = U>>(
         &mut self,
         conn: &mut Connection,
         home: &Arc<H>,
     ) -> Result<(), CmdError> {
-        if self.slots.is_empty() {
-            return Ok(());
-        }
-        let slots = std::mem::take(&mut self.slots);
-        self.commits = 0;
-        self.bytes = 0;
-        let mut uploads = Vec::new();
-        let mut order = Vec::with_capacity(slots.len());
-        for slot in slots {
-            match slot {
-                Slot::Reply(r) => order.push(Ok(r)),
-                Slot::Commit(f) => {
-                    uploads.push(f.upload);
-                    order.push(Err((f.path, f.size, f.digest)));
-                }
+        loop {
+            self.send_ready(conn).await?;
+            if self.slots.is_empty() {
+                return Ok(());
             }
+            self.start(home);
+            let results = self.committed().await;
+            self.settle(results);
         }
-        let committer = home.clone();
-        let mut results = blocking(move || committer.commit_all(uploads))
-            .await?
-            .into_iter();
-        for entry in order {
-            let response = match entry {
-                Ok(reply) => reply,
-                Err((path, size, digest)) => match results.next().expect("one result per upload") {
-                    Ok(()) => {
-                        tracing::info!(path = %escape(&path), bytes = size, %digest, "stored");
-                        Response::Ok
-                    }
-                    Err(e) => CmdError::storage(e, &path)
-                        .reply()
-                        .expect("storage errors have a reply"),
-                },
-            };
-            conn.feed(response).await?;
-        }
-        conn.send_flush().await?;
-        Ok(())
     }
 }

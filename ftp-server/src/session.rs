@@ -74,31 +74,27 @@ async fn run<S: Storage>(
 
     let mut outbox = Outbox::default();
     loop {
-        // While uploads wait to be published, read on only as long as more
-        // requests have already arrived (a pipelining client); otherwise
-        // publish them and reply first.
-        let next = if outbox.has_commits() && !outbox.is_full() {
-            conn.read_now()
-        } else {
-            None
-        };
-        let request = match next {
-            Some(read) => read?,
-            None => {
-                outbox.flush(conn, &home).await?;
-                conn.release_buffers();
-                // Biased: once shutdown has begun, no new request is started.
-                tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => return Err(shutting_down()),
-                    read = tokio::time::timeout(shared.limits.idle_timeout, conn.read()) => {
-                        match read {
-                            Ok(read) => read?,
-                            Err(_) => return Err(CmdError::fatal(ErrorCode::TIMEOUT, "idle timeout")),
-                        }
-                    }
-                }
+        // Uploads that finished start being published together while the
+        // next requests are read; replies go out as soon as they may.
+        outbox.start(&home);
+        outbox.send_ready(conn).await?;
+        if outbox.is_empty() {
+            conn.release_buffers();
+        }
+        let idle = tokio::time::timeout(shared.limits.idle_timeout, conn.read());
+        // Biased: once shutdown has begun, no new request is started.
+        let read = tokio::select! {
+            biased;
+            _ = stop.cancelled(), if outbox.is_empty() => return Err(shutting_down()),
+            results = outbox.committed() => {
+                outbox.settle(results);
+                continue;
             }
+            read = idle, if !outbox.is_full() => read,
+        };
+        let request = match read {
+            Ok(read) => read?,
+            Err(_) => return Err(CmdError::fatal(ErrorCode::TIMEOUT, "idle timeout")),
         };
         let Some(request) = request else {
             outbox.flush(conn, &home).await?;

@@ -15,15 +15,16 @@
 //! `PutEnd` or `PutCancel`. An upload cut off by a lost connection or a
 //! timeout is kept for a resume; one refused or cancelled is deleted.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ftp_shared::message::{DigestAlgorithm, Hasher};
 use ftp_shared::text::escape;
 use ftp_shared::{Digest, ErrorCode, Request};
-use ftp_storage::{Home, StorageError, Upload};
+use ftp_storage::{Home, StorageError, Upload, VPath};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::Limits;
 use crate::cmd::{blocking, parse_path};
@@ -43,6 +44,34 @@ pub struct PutRequest {
     pub algorithm: DigestAlgorithm,
 }
 
+/// Uploads up to this size are gathered in memory and written in one go:
+/// one hop to a blocking thread instead of a writer thread per file.
+const SMALL_FILE: u64 = 64 * 1024;
+
+/// Where the bytes of an upload go as they arrive.
+enum Sink<U> {
+    /// A small upload, kept in memory until `PutEnd`.
+    Buffer(Vec<u8>),
+    /// The writer thread of a larger (or resumed) upload.
+    Stream {
+        chunks: mpsc::Sender<Bytes>,
+        writer: JoinHandle<Result<(U, Digest), StorageError>>,
+    },
+}
+
+impl<U> Sink<U> {
+    /// False when the writer stopped (on an error, reported when it is joined).
+    async fn push(&mut self, data: Bytes) -> bool {
+        match self {
+            Sink::Buffer(buf) => {
+                buf.extend_from_slice(&data);
+                true
+            }
+            Sink::Stream { chunks, .. } => chunks.send(data).await.is_ok(),
+        }
+    }
+}
+
 pub async fn run<H: Home>(
     conn: &mut Connection,
     home: &Arc<H>,
@@ -51,15 +80,25 @@ pub async fn run<H: Home>(
     req: PutRequest,
 ) -> Result<(), CmdError> {
     let path = req.path.as_str();
-    let (upload, kept) = match start(home, limits, &req).await {
-        Ok(started) => started,
+    let vpath = match check(limits, &req) {
+        Ok(vpath) => vpath,
         Err(e) => return refuse_and_drain(conn, limits, outbox, e).await,
     };
+    let small = req.offset == 0 && req.size <= SMALL_FILE;
+    let mut sink = if small {
+        Sink::Buffer(Vec::with_capacity(req.size as usize))
+    } else {
+        let (upload, kept) = match open(home, &req, vpath.clone()).await {
+            Ok(started) => started,
+            Err(e) => return refuse_and_drain(conn, limits, outbox, e).await,
+        };
+        let (chunks, rx) = mpsc::channel::<Bytes>(QUEUE);
+        let (offset, algorithm) = (req.offset, req.algorithm);
+        let writer =
+            tokio::task::spawn_blocking(move || write_all(upload, kept, offset, algorithm, rx));
+        Sink::Stream { chunks, writer }
+    };
 
-    let (chunks, rx) = mpsc::channel::<Bytes>(QUEUE);
-    let (offset, algorithm) = (req.offset, req.algorithm);
-    let writer =
-        tokio::task::spawn_blocking(move || write_all(upload, kept, offset, algorithm, rx));
     let mut received = req.offset;
     let ended = loop {
         let request = tokio::time::timeout(limits.transfer_timeout, conn.read()).await;
@@ -79,7 +118,7 @@ pub async fn run<H: Home>(
                         ),
                     ));
                 }
-                if chunks.send(data).await.is_err() {
+                if !sink.push(data).await {
                     // The writer stopped on an error; it is reported below.
                     break Ok(None);
                 }
@@ -95,22 +134,30 @@ pub async fn run<H: Home>(
             }
         }
     };
-    drop(chunks);
-    let written = match writer.await {
-        Ok(Ok(written)) => Ok(written),
-        Ok(Err(e)) => Err(CmdError::storage(e, path)),
-        Err(e) => {
-            tracing::error!("upload writer failed: {e}");
-            Err(CmdError::refused(
-                ErrorCode::INTERNAL,
-                "internal server error",
-            ))
+    let written = match sink {
+        Sink::Stream { chunks, writer } => {
+            drop(chunks);
+            Some(joined(writer.await, path))
         }
+        // A small upload is written only once it is complete.
+        Sink::Buffer(data) if matches!(ended, Ok(Some(_))) && received == req.size => {
+            let home = home.clone();
+            let algorithm = req.algorithm;
+            let write = move || {
+                let mut upload = home.create_upload(&vpath, data.len() as u64)?;
+                upload.write_all(&data)?;
+                let mut hasher = Hasher::new(algorithm);
+                hasher.update(&data);
+                Ok((upload, hasher.finish()))
+            };
+            Some(joined(tokio::task::spawn_blocking(write).await, path))
+        }
+        Sink::Buffer(_) => None,
     };
 
     match (ended, written) {
         // Cut off: keep what arrived, for a resume.
-        (Err(e), Ok((upload, _))) if e.closes() => {
+        (Err(e), Some(Ok((upload, _)))) if e.closes() => {
             blocking(move || upload.suspend()).await?;
             Err(e)
         }
@@ -132,20 +179,18 @@ pub async fn run<H: Home>(
             finish_refused(conn, outbox, e).await
         }
         // The writer failed before `PutEnd` arrived: the rest is still coming.
-        (Ok(None), Err(e)) => refuse_and_drain(conn, limits, outbox, e).await,
+        (Ok(None), Some(Err(e))) => refuse_and_drain(conn, limits, outbox, e).await,
         // `PutEnd` was read already: the reply ends the upload.
-        (Ok(Some(_)), Err(e)) => finish_refused(conn, outbox, e).await,
-        (Ok(None), Ok(_)) => unreachable!("the writer only stops early on an error"),
-        (Ok(Some(claimed)), Ok((upload, digest))) => {
+        (Ok(Some(_)), Some(Err(e))) => finish_refused(conn, outbox, e).await,
+        (Ok(None), _) => unreachable!("only a writer thread stops early, on an error"),
+        (Ok(Some(_)), None) => {
+            // A small upload that ended short.
+            let e = size_mismatch(received, &req);
+            finish_refused(conn, outbox, e).await
+        }
+        (Ok(Some(claimed)), Some(Ok((upload, digest)))) => {
             let refusal = if received != req.size {
-                Some(CmdError::refused(
-                    ErrorCode::SIZE_MISMATCH,
-                    format!(
-                        "received {received} of the announced {} bytes: {}",
-                        req.size,
-                        escape(path)
-                    ),
-                ))
+                Some(size_mismatch(received, &req))
             } else if claimed != digest {
                 tracing::warn!(path = %escape(path), "digest mismatch: upload discarded");
                 Some(CmdError::refused(
@@ -171,13 +216,37 @@ pub async fn run<H: Home>(
     }
 }
 
-/// Checks the request and opens the temp file (or takes over the kept bytes
-/// of an interrupted upload, with a reader of them).
-async fn start<H: Home>(
-    home: &Arc<H>,
-    limits: &Limits,
-    req: &PutRequest,
-) -> Result<(H::Upload, Option<H::Reader>), CmdError> {
+fn size_mismatch(received: u64, req: &PutRequest) -> CmdError {
+    CmdError::refused(
+        ErrorCode::SIZE_MISMATCH,
+        format!(
+            "received {received} of the announced {} bytes: {}",
+            req.size,
+            escape(&req.path)
+        ),
+    )
+}
+
+/// The outcome of a blocking writer.
+fn joined<U>(
+    outcome: Result<Result<(U, Digest), StorageError>, tokio::task::JoinError>,
+    path: &str,
+) -> Result<(U, Digest), CmdError> {
+    match outcome {
+        Ok(Ok(written)) => Ok(written),
+        Ok(Err(e)) => Err(CmdError::storage(e, path)),
+        Err(e) => {
+            tracing::error!("upload writer failed: {e}");
+            Err(CmdError::refused(
+                ErrorCode::INTERNAL,
+                "internal server error",
+            ))
+        }
+    }
+}
+
+/// Checks the request before anything is opened.
+fn check(limits: &Limits, req: &PutRequest) -> Result<VPath, CmdError> {
     let path = req.path.as_str();
     let vpath = parse_path(path)?;
     if req.size > limits.max_file_size {
@@ -202,6 +271,17 @@ async fn start<H: Home>(
             ),
         ));
     }
+    Ok(vpath)
+}
+
+/// Opens the temp file, or takes over the kept bytes of an interrupted
+/// upload (with a reader of them).
+async fn open<H: Home>(
+    home: &Arc<H>,
+    req: &PutRequest,
+    vpath: VPath,
+) -> Result<(H::Upload, Option<H::Reader>), CmdError> {
+    let path = req.path.as_str();
     let home = home.clone();
     let (size, offset) = (req.size, req.offset);
     let started = blocking(move || {

@@ -382,23 +382,29 @@ impl Home for FsHome {
 fn commit_together(mut uploads: Vec<FsUpload>) -> Vec<Result<(), StorageError>> {
     const FLUSHERS: usize = 32;
     let per_thread = uploads.len().div_ceil(FLUSHERS).max(1);
-    let mut results: Vec<Result<(), StorageError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = uploads
-            .chunks_mut(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter_mut()
-                        .map(FsUpload::flush_data)
-                        .collect::<Vec<_>>()
+    // Threads only pay off when there are several flushes to wait for.
+    let parallel = uploads.len() > 1 && uploads.iter().any(FsUpload::durable);
+    let mut results: Vec<Result<(), StorageError>> = if !parallel {
+        uploads.iter_mut().map(FsUpload::flush_data).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = uploads
+                .chunks_mut(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter_mut()
+                            .map(FsUpload::flush_data)
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a flush thread panicked"))
-            .collect()
-    });
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a flush thread panicked"))
+                .collect()
+        })
+    };
     let mut dirs: Vec<(PathBuf, Dir)> = Vec::new();
     for (upload, result) in uploads.iter_mut().zip(results.iter_mut()) {
         if result.is_err() {

@@ -14,7 +14,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ftp_shared::text::escape;
-use ftp_shared::{Digest, ErrorCode, Response};
+use std::time::Duration;
+
+use ftp_shared::{Digest, ErrorCode, Request, Response};
 use ftp_storage::{Home, StorageError, Upload};
 use tokio::task::JoinHandle;
 
@@ -175,6 +177,29 @@ impl<U: Upload> Outbox<U> {
             conn.send_flush().await?;
         }
         Ok(())
+    }
+
+    /// Reads the next request within `limit`, meanwhile publishing waiting
+    /// uploads and sending the replies that become ready (an upload in
+    /// progress must not hold back the answers to the requests before it).
+    pub async fn read<H: Home<Upload = U>>(
+        &mut self,
+        conn: &mut Connection,
+        home: &Arc<H>,
+        limit: Duration,
+    ) -> Result<Option<Request>, CmdError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            self.start(home);
+            tokio::select! {
+                biased;
+                results = self.committed() => {
+                    self.settle(results);
+                    self.send_ready(conn).await?;
+                }
+                read = tokio::time::timeout_at(deadline, conn.read()) => return Ok(read??),
+            }
+        }
     }
 
     /// Publishes everything and sends every reply.

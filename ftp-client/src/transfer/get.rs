@@ -110,9 +110,19 @@ impl Client {
         resume: bool,
         progress: Progress<'_>,
     ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+        let mut targets = std::collections::HashSet::new();
         let parts: Vec<_> = items
             .iter()
-            .map(|item| Part::prepare(&item.local, resume))
+            .map(|item| {
+                // Two downloads into one local file would write one `.part`.
+                if !targets.insert(item.local.as_path()) {
+                    return Err(ClientError::LocalFile {
+                        path: item.local.clone(),
+                        message: "is already the target of another download in this command".into(),
+                    });
+                }
+                Part::prepare(&item.local, resume)
+            })
             .collect();
         for (item, part) in items.iter().zip(&parts) {
             if let Ok(part) = part {

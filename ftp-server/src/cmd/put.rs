@@ -82,7 +82,7 @@ pub async fn run<H: Home>(
     let path = req.path.as_str();
     let vpath = match check(limits, &req) {
         Ok(vpath) => vpath,
-        Err(e) => return refuse_and_drain(conn, limits, outbox, e).await,
+        Err(e) => return refuse_and_drain(conn, home, limits, outbox, e).await,
     };
     let small = req.offset == 0 && req.size <= SMALL_FILE;
     let mut sink = if small {
@@ -90,7 +90,7 @@ pub async fn run<H: Home>(
     } else {
         let (upload, kept) = match open(home, &req, vpath.clone()).await {
             Ok(started) => started,
-            Err(e) => return refuse_and_drain(conn, limits, outbox, e).await,
+            Err(e) => return refuse_and_drain(conn, home, limits, outbox, e).await,
         };
         let (chunks, rx) = mpsc::channel::<Bytes>(QUEUE);
         let (offset, algorithm) = (req.offset, req.algorithm);
@@ -101,12 +101,11 @@ pub async fn run<H: Home>(
 
     let mut received = req.offset;
     let ended = loop {
-        let request = tokio::time::timeout(limits.transfer_timeout, conn.read()).await;
+        let request = outbox.read(conn, home, limits.transfer_timeout).await;
         match request {
-            Err(_) => break Err(CmdError::Timeout),
-            Ok(Err(e)) => break Err(e.into()),
-            Ok(Ok(None)) => break Err(CmdError::Protocol("connection closed mid-upload".into())),
-            Ok(Ok(Some(Request::Data(data)))) => {
+            Err(e) => break Err(e),
+            Ok(None) => break Err(CmdError::Protocol("connection closed mid-upload".into())),
+            Ok(Some(Request::Data(data))) => {
                 received += data.len() as u64;
                 if received > req.size {
                     break Err(CmdError::refused(
@@ -123,11 +122,11 @@ pub async fn run<H: Home>(
                     break Ok(None);
                 }
             }
-            Ok(Ok(Some(Request::PutEnd { digest }))) => break Ok(Some(digest)),
-            Ok(Ok(Some(Request::PutCancel))) => {
+            Ok(Some(Request::PutEnd { digest })) => break Ok(Some(digest)),
+            Ok(Some(Request::PutCancel)) => {
                 break Err(CmdError::refused(ErrorCode::CANCELLED, "upload cancelled"));
             }
-            Ok(Ok(Some(_))) => {
+            Ok(Some(_)) => {
                 break Err(CmdError::Protocol(
                     "unexpected request during an upload".into(),
                 ));
@@ -172,14 +171,14 @@ pub async fn run<H: Home>(
             written,
         ) => {
             drop(written); // the temp file goes before the reply says so
-            refuse_and_drain(conn, limits, outbox, e).await
+            refuse_and_drain(conn, home, limits, outbox, e).await
         }
         (Err(e), written) => {
             drop(written);
             finish_refused(conn, outbox, e).await
         }
         // The writer failed before `PutEnd` arrived: the rest is still coming.
-        (Ok(None), Some(Err(e))) => refuse_and_drain(conn, limits, outbox, e).await,
+        (Ok(None), Some(Err(e))) => refuse_and_drain(conn, home, limits, outbox, e).await,
         // `PutEnd` was read already: the reply ends the upload.
         (Ok(Some(_)), Some(Err(e))) => finish_refused(conn, outbox, e).await,
         (Ok(None), _) => unreachable!("only a writer thread stops early, on an error"),
@@ -363,24 +362,24 @@ async fn finish_refused<U: Upload>(
 
 /// Replies with `error` now (or behind waiting replies), then reads and
 /// discards the rest of the upload.
-async fn refuse_and_drain<U: Upload>(
+async fn refuse_and_drain<H: Home>(
     conn: &mut Connection,
+    home: &Arc<H>,
     limits: &Limits,
-    outbox: &mut Outbox<U>,
+    outbox: &mut Outbox<H::Upload>,
     error: CmdError,
 ) -> Result<(), CmdError> {
     finish_refused(conn, outbox, error).await?;
     loop {
-        match tokio::time::timeout(limits.transfer_timeout, conn.read()).await? {
-            Ok(Some(Request::Data(_))) => {}
-            Ok(Some(Request::PutEnd { .. } | Request::PutCancel)) => return Ok(()),
-            Ok(Some(_)) => {
+        match outbox.read(conn, home, limits.transfer_timeout).await? {
+            Some(Request::Data(_)) => {}
+            Some(Request::PutEnd { .. } | Request::PutCancel) => return Ok(()),
+            Some(_) => {
                 return Err(CmdError::Protocol(
                     "unexpected request during an upload".into(),
                 ));
             }
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(e.into()),
+            None => return Ok(()),
         }
     }
 }

@@ -112,3 +112,18 @@ pub async fn login(server: &TestServer, user: &str, password: &str) -> Client {
 pub fn no_progress() -> impl FnMut(u64, u64) + Send {
     |_, _| {}
 }
+
+/// A server and a client logged in to it as alice.
+pub fn alice() -> (TestServer, ClientEnv) {
+    let server = TestServer::start();
+    let client = ClientEnv::new();
+    client.login(&server.target("alice"), crate::ALICE_PASSWORD);
+    (server, client)
+}
+
+/// Awaits `fut`, failing the test after [`crate::DEADLINE`].
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(crate::DEADLINE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {:?}", crate::DEADLINE))
+}

@@ -48,7 +48,7 @@ pub mod raw;
 pub mod server;
 
 pub use bins::{Output, client_bin, run_cmd, server_bin, server_cmd, wait_child};
-pub use client::{ClientEnv, login, no_progress};
+pub use client::{ClientEnv, alice, login, no_progress, within};
 pub use files::{XorShift, files_equal, random_bytes, temp_dir, wait_until, write_random_file};
 pub use hostile::{decode_escapes, hostile_lines, hostile_paths};
 pub use planted::{

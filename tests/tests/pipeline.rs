@@ -4,7 +4,6 @@
 //! refusals), and both digest algorithms.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -12,24 +11,8 @@ use ftp_client::{ClientError, GetItem, PutItem};
 use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
 use ftp_shared::{Digest, ErrorCode, Request, Response};
 use tests::{
-    ALICE_PASSWORD, ClientEnv, DEADLINE, RawConn, TestServer, XorShift, files_equal, login,
-    random_bytes,
+    ALICE_PASSWORD, RawConn, TestServer, XorShift, alice, files_equal, login, random_bytes, within,
 };
-
-/// A server and a client logged in as alice.
-fn alice() -> (TestServer, ClientEnv) {
-    let server = TestServer::start();
-    let client = ClientEnv::new();
-    client.login(&server.target("alice"), ALICE_PASSWORD);
-    (server, client)
-}
-
-/// Awaits `fut`, failing the test after [`DEADLINE`].
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {DEADLINE:?}"))
-}
 
 /// The digest of `data` with `algorithm`.
 fn digest_of(algorithm: DigestAlgorithm, data: &[u8]) -> Digest {

@@ -3,7 +3,6 @@
 //! when the kept bytes match the local file); a download's `LOCAL.part` is
 //! continued by `get --resume` (and thrown away when it proves corrupt).
 
-use std::future::Future;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -11,29 +10,14 @@ use ftp_client::PutItem;
 use ftp_shared::Request;
 use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm};
 use tests::{
-    ALICE_PASSWORD, ClientEnv, DEADLINE, POLL_DEADLINE, RawConn, TestServer, files_equal, login,
-    random_bytes, wait_until,
+    ALICE_PASSWORD, ClientEnv, POLL_DEADLINE, RawConn, TestServer, alice, files_equal, login,
+    random_bytes, wait_until, within,
 };
 
 /// Size of the uploaded files: above the 1 MiB from which uploads resume.
 const SIZE: usize = 2 * 1024 * 1024 + 12345;
 /// How much of it arrives before the connection is cut.
 const HEAD: usize = 700_000;
-
-/// A server and a client logged in as alice.
-fn alice() -> (TestServer, ClientEnv) {
-    let server = TestServer::start();
-    let client = ClientEnv::new();
-    client.login(&server.target("alice"), ALICE_PASSWORD);
-    (server, client)
-}
-
-/// Awaits `fut`, failing the test after [`DEADLINE`].
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {DEADLINE:?}"))
-}
 
 /// Starts an upload of `size` bytes to `remote` over a raw connection, sends
 /// `head` (in chunks), cuts the connection once the server has the upload

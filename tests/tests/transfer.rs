@@ -1,15 +1,7 @@
 //! Files go up and come back byte for byte through the command-line client,
 //! whatever their size or name; failures leave nothing behind.
 
-use tests::{ALICE_PASSWORD, ClientEnv, TestServer, files_equal, write_random_file};
-
-/// A server and a client logged in as alice.
-fn alice() -> (TestServer, ClientEnv) {
-    let server = TestServer::start();
-    let client = ClientEnv::new();
-    client.login(&server.target("alice"), ALICE_PASSWORD);
-    (server, client)
-}
+use tests::{ALICE_PASSWORD, TestServer, alice, files_equal, write_random_file};
 
 #[test]
 fn small_files_and_unicode_names_round_trip() {

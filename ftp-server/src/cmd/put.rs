@@ -33,7 +33,7 @@ use crate::error::CmdError;
 use crate::outbox::{Finished, Outbox};
 
 /// Chunks in flight between the network and the disk.
-const QUEUE: usize = 4;
+const QUEUE: usize = 2;
 
 /// What the client asked for.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use ftp_shared::codec::{MAX_FRAME, PRE_LOGIN_MAX_FRAME, ServerCodec, data_header};
 use ftp_shared::{CodecError, Request, Response};
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -54,11 +54,6 @@ impl Connection {
     /// The next request, or `None` when the peer closed the connection cleanly.
     pub async fn read(&mut self) -> Result<Option<Request>, CodecError> {
         self.framed.next().await.transpose()
-    }
-
-    /// The next request if one has already arrived, without waiting.
-    pub fn read_now(&mut self) -> Option<Result<Option<Request>, CodecError>> {
-        self.framed.next().now_or_never().map(Option::transpose)
     }
 
     /// Gives back large buffers before a wait of unknown length, so an idle

@@ -8,7 +8,8 @@
 //! (their flushes run in parallel), while the session goes on receiving the
 //! next files, which form the next group. When a group is published, the
 //! replies before and of it go out, in the order of the requests. Replies are
-//! never reordered and an `Ok` is never sent before its upload is on disk.
+//! never reordered and an `Ok` is never sent before its upload is published
+//! (and, unless the server runs with `--no-fsync`, on disk).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

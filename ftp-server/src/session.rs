@@ -82,7 +82,8 @@ async fn run<S: Storage>(
             conn.release_buffers();
         }
         let idle = tokio::time::timeout(shared.limits.idle_timeout, conn.read());
-        // Biased: once shutdown has begun, no new request is started.
+        // Biased: once shutdown has begun and no reply is held, no new
+        // request is started (held replies are completed first).
         let read = tokio::select! {
             biased;
             _ = stop.cancelled(), if outbox.is_empty() => return Err(shutting_down()),
@@ -93,8 +94,15 @@ async fn run<S: Storage>(
             read = idle, if !outbox.is_full() => read,
         };
         let request = match read {
-            Ok(read) => read?,
-            Err(_) => return Err(CmdError::fatal(ErrorCode::TIMEOUT, "idle timeout")),
+            Ok(Ok(request)) => request,
+            failed => {
+                // Whatever ends the session, the replies it holds go first.
+                outbox.flush(conn, &home).await?;
+                return Err(match failed {
+                    Ok(Err(e)) => e.into(),
+                    _ => CmdError::fatal(ErrorCode::TIMEOUT, "idle timeout"),
+                });
+            }
         };
         let Some(request) = request else {
             outbox.flush(conn, &home).await?;

@@ -144,13 +144,15 @@ pub trait Home: Send + Sync + 'static {
     /// Opens a regular file for reading; returns it with its size (from fstat
     /// of the opened handle).
     fn open_read(&self, path: &VPath) -> Result<(Self::Reader, u64), StorageError>;
-    /// Starts an upload of `size` bytes that will be published under `path`.
+    /// Starts an upload of `size` bytes that will be published under `path`
+    /// (what an interrupted upload of the same path and size kept is dropped).
     /// Fails early when the parent directory is missing (`NotFound`) or
     /// `path` names a directory (`IsADirectory`) or something that is not a
     /// regular file.
     fn create_upload(&self, path: &VPath, size: u64) -> Result<Self::Upload, StorageError>;
     /// The bytes kept from an interrupted upload of `size` bytes to `path`
-    /// (see [`Upload::suspend`]): a reader of them and their count.
+    /// (see [`Upload::suspend`]) within the last 24 hours: a reader of them
+    /// and their count.
     fn partial(&self, path: &VPath, size: u64)
     -> Result<Option<(Self::Reader, u64)>, StorageError>;
     /// Takes over the interrupted upload of `size` bytes to `path`: the

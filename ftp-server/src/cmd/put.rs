@@ -12,8 +12,10 @@
 //! The single reply may come early: when the path is refused or the disk
 //! fails mid-way, the error is sent at once (or queued behind replies still
 //! waiting) and the rest of the upload's frames are read and discarded up to
-//! `PutEnd` or `PutCancel`. An upload cut off by a lost connection or a
-//! timeout is kept for a resume; one refused or cancelled is deleted.
+//! `PutEnd` or `PutCancel`. An upload of more than 64 KiB cut off by a lost
+//! connection or a timeout is kept for a resume; one refused or cancelled is
+//! deleted. Uploads of up to 64 KiB are gathered in memory and written in one
+//! step after `PutEnd`, so their refusals by the filesystem come then.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -283,6 +285,9 @@ async fn open<H: Home>(
     let path = req.path.as_str();
     let home = home.clone();
     let (size, offset) = (req.size, req.offset);
+    if offset > 0 {
+        tracing::info!(path = %escape(path), offset, size, "resuming an upload");
+    }
     let started = blocking(move || {
         if offset == 0 {
             return home.create_upload(&vpath, size).map(|u| Ok((u, None)));

@@ -294,13 +294,20 @@ impl Home for FsHome {
     fn create_upload(&self, path: &VPath, size: u64) -> Result<FsUpload, StorageError> {
         let dest = self.upload_target(path)?;
         let (tmp_name, file) = self.create_temp()?;
+        // A fresh upload of the same file supersedes what an interrupted one kept.
+        let partial_name = self.partial_name(path, size);
+        if let Err(e) = self.incoming.remove_file(&partial_name)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::debug!(error = %e, "could not remove superseded kept bytes");
+        }
         tracing::debug!(user = %self.user, path = %path, tmp = %tmp_name, "upload started");
         Ok(FsUpload::new(Parts {
             file,
             incoming: Arc::clone(&self.incoming),
             home: Arc::clone(&self.home),
             tmp_name,
-            partial_name: self.partial_name(path, size),
+            partial_name,
             dest,
             durable: self.durable,
             written: 0,
@@ -314,8 +321,18 @@ impl Home for FsHome {
         {
             Ok(file) => {
                 let file = file.into_std();
-                let len = file.metadata()?.len();
-                Ok(Some((file, len)))
+                let meta = file.metadata()?;
+                let age = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .unwrap_or_default();
+                if age >= PARTIAL_MAX_AGE {
+                    // Too old to be offered: gone, as a restart would sweep it.
+                    let _ = self.incoming.remove_file(self.partial_name(path, size));
+                    return Ok(None);
+                }
+                Ok(Some((file, meta.len())))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),

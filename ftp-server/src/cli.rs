@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use ftp_shared::scram::{self, StoredCredentials};
 use ftp_storage::FsStorage;
 
+use crate::config::ConfigFile;
 use crate::users::UsersFile;
 use crate::{Limits, Shared, Users};
 
@@ -28,6 +29,8 @@ pub struct Cli {
 enum Command {
     /// Run the server (what happens with no subcommand).
     Serve(ServeArgs),
+    /// Check the configuration and the users file, then exit (0 when valid).
+    CheckConfig(ServeArgs),
     /// Manage the users file.
     User {
         #[command(subcommand)]
@@ -37,27 +40,116 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the real one is printed).
-    #[arg(long, default_value = "127.0.0.1:2121")]
-    listen: String,
-    /// Storage root: each user's home is a directory under it.
-    #[arg(long, default_value = "./ftp-data")]
-    root: PathBuf,
-    #[command(flatten)]
-    users: UsersArg,
-    /// Connections served at once.
-    #[arg(long, default_value_t = Limits::default().max_connections)]
-    max_connections: usize,
-    /// Seconds a logged-in session may stay idle.
-    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().idle_timeout.as_secs())]
-    idle_timeout: u64,
+    /// Configuration file (TOML); options given here win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port, and the real one is
+    /// printed [default: 127.0.0.1:2121].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Storage root: each user's home is a directory under it [default: ./ftp-data].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The users file [default: ./users.toml].
+    #[arg(long = "users", value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// Connections served at once [default: 512].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Connections from one IP address at once [default: 64].
+    #[arg(long)]
+    max_connections_per_address: Option<usize>,
+    /// Connections not yet logged in, at once [default: 128].
+    #[arg(long)]
+    max_unauthenticated: Option<usize>,
+    /// Seconds from connect to a completed login [default: 20].
+    #[arg(long, value_name = "SECONDS")]
+    handshake_timeout: Option<u64>,
+    /// Seconds a logged-in session may stay idle [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    idle_timeout: Option<u64>,
+    /// Seconds a transfer may stall [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    transfer_timeout: Option<u64>,
+    /// The largest file a client may upload, in bytes [default: 64 GiB].
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
     /// Publish uploads without waiting for the disk (no fsync): faster, but a
     /// power loss can lose recently stored files.
     #[arg(long)]
     no_fsync: bool,
-    /// Seconds running transfers may go on after SIGTERM or Ctrl-C.
-    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().shutdown_grace.as_secs())]
-    shutdown_grace: u64,
+    /// Seconds running transfers may go on after SIGTERM or Ctrl-C [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    shutdown_grace: Option<u64>,
+}
+
+/// What `serve` runs with: the command line over the configuration file over
+/// the defaults.
+#[derive(Debug)]
+struct Settings {
+    listen: String,
+    root: PathBuf,
+    users: PathBuf,
+    fsync: bool,
+    limits: Limits,
+}
+
+impl ServeArgs {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        let mut limits = file.limits();
+        let secs = Duration::from_secs;
+        if let Some(v) = self.max_connections {
+            limits.max_connections = v;
+        }
+        if let Some(v) = self.max_connections_per_address {
+            limits.max_connections_per_address = v;
+        }
+        if let Some(v) = self.max_unauthenticated {
+            limits.max_unauthenticated = v;
+        }
+        if let Some(v) = self.handshake_timeout {
+            limits.handshake_timeout = secs(v);
+        }
+        if let Some(v) = self.idle_timeout {
+            limits.idle_timeout = secs(v);
+        }
+        if let Some(v) = self.transfer_timeout {
+            limits.transfer_timeout = secs(v);
+        }
+        if let Some(v) = self.max_file_size {
+            limits.max_file_size = v;
+        }
+        if let Some(v) = self.shutdown_grace {
+            limits.shutdown_grace = secs(v);
+        }
+        limits
+            .check()
+            .map_err(anyhow::Error::msg)
+            .context("invalid limits")?;
+        Ok(Settings {
+            listen: self
+                .listen
+                .clone()
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:2121".into()),
+            root: self
+                .root
+                .clone()
+                .or(file.root)
+                .unwrap_or_else(|| "./ftp-data".into()),
+            users: self
+                .users
+                .clone()
+                .or(file.users)
+                .unwrap_or_else(|| "./users.toml".into()),
+            fsync: !self.no_fsync && file.fsync.unwrap_or(true),
+            limits,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +207,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::CheckConfig(args)) => check_config(&args),
         Some(Command::User { action }) => user(action),
     };
     match result {
@@ -137,42 +230,68 @@ fn init_logging() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
     init_logging();
-    let users_path = &args.users.path;
-    if !users_path.exists() {
-        create_first_user(users_path)?;
+    if !settings.users.exists() {
+        create_first_user(&settings.users)?;
     }
-    let users = Users::load(users_path)?;
+    let users = Users::load(&settings.users)?;
     if users.is_empty() {
         tracing::warn!("the users file has no users: add one with `ftp-server user add NAME`");
     }
-    let storage = FsStorage::open(&args.root)
-        .with_context(|| format!("cannot open the storage root {}", args.root.display()))?
-        .with_fsync(!args.no_fsync);
-    let limits = Limits {
-        max_connections: args.max_connections,
-        idle_timeout: Duration::from_secs(args.idle_timeout),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace),
-        ..Limits::default()
-    };
+    let storage = FsStorage::open(&settings.root)
+        .with_context(|| format!("cannot open the storage root {}", settings.root.display()))?
+        .with_fsync(settings.fsync);
     let shared = Arc::new(Shared {
         storage,
         users,
-        limits,
+        limits: settings.limits,
+        lockouts: Default::default(),
     });
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let listener = tokio::net::TcpListener::bind(&args.listen)
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
         println!("listening on {addr}");
-        tracing::info!(%addr, root = %args.root.display(), "serving");
+        tracing::info!(%addr, root = %settings.root.display(), fsync = settings.fsync, "serving");
         crate::run(listener, shared, shutdown).await;
         anyhow::Ok(())
     })
+}
+
+/// `check-config`: everything `serve` would load, without serving.
+fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let users = Users::load(&settings.users)?;
+    if settings.root.exists() && !settings.root.is_dir() {
+        bail!(
+            "the storage root {} is not a directory",
+            settings.root.display()
+        );
+    }
+    let parent = settings.root.parent().filter(|p| !p.as_os_str().is_empty());
+    if !settings.root.exists() && parent.is_some_and(|p| !p.is_dir()) {
+        bail!(
+            "the storage root {} cannot be created: its parent is not a directory",
+            settings.root.display()
+        );
+    }
+    if settings.listen.parse::<std::net::SocketAddr>().is_err() && !settings.listen.contains(':') {
+        bail!("listen = {:?} is not HOST:PORT", settings.listen);
+    }
+    println!(
+        "configuration is valid: listen {}, root {}, {} user(s) in {}, fsync {}",
+        settings.listen,
+        settings.root.display(),
+        users.len(),
+        settings.users.display(),
+        if settings.fsync { "on" } else { "off" }
+    );
+    Ok(())
 }
 
 /// Completes at the first Ctrl-C or SIGTERM. The handlers are installed

@@ -10,7 +10,9 @@
 //!   decides between "reply and continue" and "reply and close".
 //! - [`users`]: the users file (SCRAM verifiers only, never passwords).
 //! - [`limits`]: every bound a peer can run into.
-//! - [`cli`]: the command line (`serve`, `user add|remove|list|passwd`).
+//! - [`cli`]: the command line (`serve`, `check-config`, `user add|remove|list|passwd`).
+//! - [`config`]: the configuration file.
+//! - [`lockout`]: failed logins counted per user and address, across connections.
 //!
 //! The server never touches `std::fs` for client data: everything goes
 //! through the [`ftp_storage::Storage`] trait, whose filesystem back-end keeps
@@ -18,9 +20,11 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod connection;
 pub mod error;
 pub mod limits;
+pub mod lockout;
 pub mod outbox;
 pub mod server;
 pub mod session;

@@ -7,6 +7,10 @@ use std::time::Duration;
 pub struct Limits {
     /// Connections served at once; one more is told `BUSY` and closed.
     pub max_connections: usize,
+    /// Connections from one IP address at once.
+    pub max_connections_per_address: usize,
+    /// Connections that have not logged in yet, at once.
+    pub max_unauthenticated: usize,
     /// Time from connect to a completed login.
     pub handshake_timeout: Duration,
     /// Time a logged-in session may wait between requests.
@@ -20,6 +24,11 @@ pub struct Limits {
     pub max_auth_failures: u32,
     /// Pause before answering a failed login.
     pub auth_failure_delay: Duration,
+    /// Failed logins of one user from one address, across connections, after
+    /// which that pair is locked out for [`Limits::lockout`].
+    pub lockout_failures: u32,
+    /// How long a locked user+address pair fails every login.
+    pub lockout: Duration,
     /// How long running transfers may go on after a shutdown request.
     pub shutdown_grace: Duration,
 }
@@ -28,13 +37,42 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 512,
+            max_connections_per_address: 64,
+            max_unauthenticated: 128,
             handshake_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(300),
             transfer_timeout: Duration::from_secs(60),
             max_file_size: 64 * 1024 * 1024 * 1024,
             max_auth_failures: 3,
             auth_failure_delay: Duration::from_millis(300),
+            lockout_failures: 10,
+            lockout: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(30),
         }
+    }
+}
+
+impl Limits {
+    /// Refuses settings that would make the server unusable.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("max_connections", self.max_connections as u128),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address as u128,
+            ),
+            ("max_unauthenticated", self.max_unauthenticated as u128),
+            ("handshake_timeout", self.handshake_timeout.as_millis()),
+            ("idle_timeout", self.idle_timeout.as_millis()),
+            ("transfer_timeout", self.transfer_timeout.as_millis()),
+            ("max_auth_failures", self.max_auth_failures as u128),
+            ("lockout_failures", self.lockout_failures as u128),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("{name} must be greater than 0"));
+            }
+        }
+        Ok(())
     }
 }

@@ -1,8 +1,10 @@
 //! The accept loop: one task per connection, a cap on connections, and a
 //! graceful shutdown that lets running transfers finish within a grace period.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ftp_shared::codec::encode_frame;
@@ -10,10 +12,11 @@ use ftp_shared::{ErrorCode, Response};
 use ftp_storage::Storage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::lockout::Lockouts;
 use crate::{Limits, Users, session};
 
 /// What every session of a server shares.
@@ -22,6 +25,7 @@ pub struct Shared<S> {
     pub storage: S,
     pub users: Users,
     pub limits: Limits,
+    pub lockouts: Lockouts,
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then stops
@@ -34,7 +38,7 @@ pub async fn run<S: Storage>(
     shutdown: impl Future<Output = ()>,
 ) {
     let stop = CancellationToken::new();
-    let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+    let admission = Admission::new(&shared.limits);
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
 
@@ -55,18 +59,18 @@ pub async fn run<S: Storage>(
                 continue;
             }
         };
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match admission.admit(peer.ip()) {
+            Ok(admitted) => {
                 let shared = shared.clone();
                 let stop = stop.clone();
                 sessions.spawn(async move {
-                    session::serve(stream, peer, shared, stop).await;
-                    drop(permit);
+                    session::serve(stream, peer, shared, stop, admitted.unauthenticated).await;
+                    drop(admitted.slots);
                 });
             }
-            Err(_) => {
-                tracing::warn!(%peer, "refused: too many connections");
-                sessions.spawn(refuse_busy(stream));
+            Err(why) => {
+                tracing::warn!(%peer, "refused: {why}");
+                sessions.spawn(refuse_busy(stream, why));
             }
         }
     }
@@ -99,13 +103,90 @@ fn log_session_end(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// Tells a connection over the limit why it is being closed. The reply is
+/// Who may connect: a cap on all connections, on connections from one
+/// address, and on connections that have not logged in yet.
+#[derive(Debug)]
+struct Admission {
+    total: Arc<Semaphore>,
+    unauthenticated: Arc<Semaphore>,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_per_address: usize,
+}
+
+/// The places a connection holds while it lives.
+#[derive(Debug)]
+struct Admitted {
+    slots: (OwnedSemaphorePermit, AddressSlot),
+    /// Given back by the session once it has logged in.
+    unauthenticated: OwnedSemaphorePermit,
+}
+
+/// One connection counted against its address.
+#[derive(Debug)]
+struct AddressSlot {
+    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Admission {
+    fn new(limits: &Limits) -> Admission {
+        Admission {
+            total: Arc::new(Semaphore::new(limits.max_connections)),
+            unauthenticated: Arc::new(Semaphore::new(limits.max_unauthenticated)),
+            per_address: Arc::default(),
+            max_per_address: limits.max_connections_per_address,
+        }
+    }
+
+    fn admit(&self, ip: IpAddr) -> Result<Admitted, &'static str> {
+        let total = self
+            .total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "too many connections")?;
+        let address = {
+            let mut map = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(ip).or_insert(0);
+            if *n >= self.max_per_address {
+                return Err("too many connections from this address");
+            }
+            *n += 1;
+            AddressSlot {
+                map: self.per_address.clone(),
+                ip,
+            }
+        };
+        let unauthenticated = self
+            .unauthenticated
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "too many connections waiting to log in")?;
+        Ok(Admitted {
+            slots: (total, address),
+            unauthenticated,
+        })
+    }
+}
+
+/// Tells a connection over a limit why it is being closed. The reply is
 /// followed by a FIN, and what the peer sent meanwhile (its hello) is read
 /// and dropped for a moment, so that closing with unread data does not reset
 /// the connection before the peer has read the reply.
-async fn refuse_busy(mut stream: TcpStream) {
+async fn refuse_busy(mut stream: TcpStream, why: &'static str) {
     let mut frame = bytes::BytesMut::new();
-    let busy = Response::error(ErrorCode::BUSY, "too many connections, try again later");
+    let busy = Response::error(ErrorCode::BUSY, format!("{why}, try again later"));
     if encode_frame(&busy, &mut frame).is_err() {
         return;
     }

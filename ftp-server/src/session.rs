@@ -10,6 +10,7 @@ use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
 use ftp_shared::{ErrorCode, Request, Response};
 use ftp_storage::Storage;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -28,12 +29,13 @@ pub async fn serve<S: Storage>(
     peer: SocketAddr,
     shared: Arc<Shared<S>>,
     stop: CancellationToken,
+    unauthenticated: OwnedSemaphorePermit,
 ) {
     let span = tracing::info_span!("session", %peer);
     async move {
         tracing::debug!("connected");
         let mut conn = Connection::new(stream, peer, shared.limits.transfer_timeout);
-        if let Err(e) = run(&mut conn, &shared, &stop).await {
+        if let Err(e) = run(&mut conn, &shared, &stop, unauthenticated).await {
             if let Some(reply) = e.reply() {
                 let _ = conn.send(reply).await;
             }
@@ -54,6 +56,7 @@ async fn run<S: Storage>(
     conn: &mut Connection,
     shared: &Arc<Shared<S>>,
     stop: &CancellationToken,
+    unauthenticated: OwnedSemaphorePermit,
 ) -> Result<(), CmdError> {
     let handshake = tokio::time::timeout(shared.limits.handshake_timeout, async {
         if !hello(conn).await? {
@@ -66,6 +69,7 @@ async fn run<S: Storage>(
         _ = stop.cancelled() => return Err(shutting_down()),
     };
     let Some(user) = user else { return Ok(()) };
+    drop(unauthenticated);
     conn.logged_in();
 
     let opener = shared.clone();

@@ -5,7 +5,8 @@
 //!
 //! The server does no PBKDF2 here, only a few HMACs. An unknown user gets a
 //! challenge built from deterministic fake credentials and fails exactly like
-//! a wrong password: same code, same message, same delay.
+//! a wrong password: same code, same message, same delay; so does a user
+//! locked out from this address (see [`crate::lockout`]).
 
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub async fn login<S: Storage>(
         let parsed = parse_client_first(&client_first)
             .map_err(|e| CmdError::Protocol(format!("invalid SCRAM client-first-message: {e}")))?;
         let user = parsed.user.clone();
+        let ip = conn.peer().ip();
+        let locked = shared.lockouts.is_locked(&user, ip, &shared.limits);
         let (creds, known) = shared.users.lookup(&user);
         let exchange = ServerFirst::new(&parsed, creds);
         conn.send(Response::AuthChallenge {
@@ -65,14 +68,16 @@ pub async fn login<S: Storage>(
             Some(_) => return Err(CmdError::Protocol("expected AuthFinish".into())),
         };
         match exchange.verify_client_final(&client_final) {
-            Ok(server_final) if known => {
+            Ok(server_final) if known && !locked => {
+                shared.lockouts.succeeded(&user, ip);
                 tracing::info!(user = %escape(&user), "logged in");
                 conn.send(Response::AuthOk { server_final }).await?;
                 return Ok(Some(user));
             }
             _ => {
                 failures += 1;
-                tracing::warn!(user = %escape(&user), failures, "login failed");
+                let now_locked = shared.lockouts.failed(&user, ip, &shared.limits);
+                tracing::warn!(user = %escape(&user), failures, locked = locked || now_locked, "login failed");
                 tokio::time::sleep(shared.limits.auth_failure_delay).await;
                 if failures >= shared.limits.max_auth_failures {
                     return Err(CmdError::fatal(ErrorCode::AUTH_FAILED, AUTH_FAILED_MESSAGE));

@@ -1,0 +1,124 @@
+//! The server's configuration file (`ftp-server --config FILE`).
+//!
+//! Every command-line option of `serve` has a key here; a value given on the
+//! command line wins over the file, and the file over the built-in default.
+//! Unknown keys are errors, so a misspelt limit is never silently ignored.
+//! Relative paths in the file are relative to the file's own directory.
+//!
+//! ```toml
+//! listen = "0.0.0.0:2121"
+//! root = "/srv/ftp-data"
+//! users = "/etc/ftp-server/users.toml"
+//! fsync = true
+//!
+//! [limits]
+//! max_connections = 512
+//! max_connections_per_address = 64
+//! max_unauthenticated = 128
+//! handshake_timeout_secs = 20
+//! idle_timeout_secs = 300
+//! transfer_timeout_secs = 60
+//! max_file_size = 68719476736
+//! max_auth_failures = 3
+//! auth_failure_delay_ms = 300
+//! lockout_failures = 10
+//! lockout_secs = 900
+//! shutdown_grace_secs = 30
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::Limits;
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<String>,
+    pub root: Option<PathBuf>,
+    pub users: Option<PathBuf>,
+    pub fsync: Option<bool>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// The `[limits]` table; see [`Limits`] for what each one bounds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub max_unauthenticated: Option<usize>,
+    pub handshake_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub transfer_timeout_secs: Option<u64>,
+    pub max_file_size: Option<u64>,
+    pub max_auth_failures: Option<u32>,
+    pub auth_failure_delay_ms: Option<u64>,
+    pub lockout_failures: Option<u32>,
+    pub lockout_secs: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Reads and parses `path`; paths in it become relative to its directory.
+    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let mut file: ConfigFile = toml::from_str(&text)
+            .with_context(|| format!("the configuration file {} is not valid", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        for p in [&mut file.root, &mut file.users].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(file)
+    }
+
+    /// The limits: the file's values over the defaults.
+    pub fn limits(&self) -> Limits {
+        let f = &self.limits;
+        let d = Limits::default();
+        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        Limits {
+            max_connections: f.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_address: f
+                .max_connections_per_address
+                .unwrap_or(d.max_connections_per_address),
+            max_unauthenticated: f.max_unauthenticated.unwrap_or(d.max_unauthenticated),
+            handshake_timeout: secs(f.handshake_timeout_secs, d.handshake_timeout),
+            idle_timeout: secs(f.idle_timeout_secs, d.idle_timeout),
+            transfer_timeout: secs(f.transfer_timeout_secs, d.transfer_timeout),
+            max_file_size: f.max_file_size.unwrap_or(d.max_file_size),
+            max_auth_failures: f.max_auth_failures.unwrap_or(d.max_auth_failures),
+            auth_failure_delay: f
+                .auth_failure_delay_ms
+                .map_or(d.auth_failure_delay, Duration::from_millis),
+            lockout_failures: f.lockout_failures.unwrap_or(d.lockout_failures),
+            lockout: secs(f.lockout_secs, d.lockout),
+            shutdown_grace: secs(f.shutdown_grace_secs, d.shutdown_grace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_override_defaults_and_unknown_keys_are_refused() {
+        let file: ConfigFile =
+            toml::from_str("fsync = false\n[limits]\nidle_timeout_secs = 7\n").unwrap();
+        let limits = file.limits();
+        assert_eq!(limits.idle_timeout, Duration::from_secs(7));
+        assert_eq!(limits.max_connections, Limits::default().max_connections);
+        assert_eq!(file.fsync, Some(false));
+        let err = toml::from_str::<ConfigFile>("[limits]\nidle_timeout = 7\n").unwrap_err();
+        assert!(err.to_string().contains("idle_timeout"), "{err}");
+    }
+}

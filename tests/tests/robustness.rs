@@ -477,6 +477,48 @@ fn sigterm_lets_a_running_upload_finish_then_exits_zero() {
 }
 
 #[test]
+fn sigterm_aborts_an_upload_that_outlasts_the_grace_period() {
+    let dir = tests::ServerDir::with_users(tests::DEFAULT_USERS);
+    let mut server = dir.start_args(&["--shutdown-grace", "1"]);
+    let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    conn.send(&Request::Put {
+        path: "too-slow.bin".into(),
+        size: 10 * CHUNK_SIZE as u64,
+        offset: 0,
+        algorithm: DigestAlgorithm::Sha256,
+    })
+    .unwrap();
+    conn.send(&Request::Data(Bytes::from(random_bytes(10, CHUNK_SIZE))))
+        .unwrap();
+    wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {
+        !server.upload_temps().is_empty()
+    });
+    server.terminate();
+    // The client never finishes: after the grace period the upload is
+    // aborted, nothing is published, its temp file is gone, exit status 0.
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| {
+            panic!(
+                "still running after the grace period; log:\n{}",
+                server.stderr()
+            )
+        });
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        server.stderr()
+    );
+    assert!(!server.home("alice").join("too-slow.bin").exists());
+    assert!(
+        server.upload_temps().is_empty(),
+        "{:?}",
+        server.upload_temps()
+    );
+    drop(conn);
+}
+
+#[test]
 fn connections_over_the_limit_are_told_busy() {
     let dir = tests::ServerDir::with_users(tests::DEFAULT_USERS);
     let server = dir.start_args(&["--max-connections", "2"]);

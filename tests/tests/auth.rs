@@ -362,3 +362,29 @@ async fn library_login_reports_auth_failed() {
     client.quit().await.unwrap();
     assert!(server.home("alice").join("after-retry").is_dir());
 }
+
+#[test]
+fn user_supplied_text_cannot_forge_log_lines() {
+    let server = TestServer::start();
+    let mut conn = RawConn::connect_hello(&server);
+    // A user name carrying a newline, an escape sequence and a fake log line.
+    let forged = "evil\n2026-01-01T00:00:00Z  INFO forged: logged in user=admin\u{1b}[2J";
+    assert!(conn.login(forged, "whatever").is_err());
+    tests::wait_until(tests::POLL_DEADLINE, "the failed login in the log", || {
+        server.stderr().contains("login failed")
+    });
+    let log = server.stderr();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("forged: logged in") && !l.contains("login failed")),
+        "a forged line reached the log:\n{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "an escape sequence reached the log"
+    );
+    assert!(
+        log.contains("evil\\u{a}2026"),
+        "the name is shown escaped:\n{log}"
+    );
+}

@@ -273,16 +273,20 @@ fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
             settings.root.display()
         );
     }
-    let parent = settings.root.parent().filter(|p| !p.as_os_str().is_empty());
-    if !settings.root.exists() && parent.is_some_and(|p| !p.is_dir()) {
+    // `serve` creates the root and its missing parents: the nearest
+    // existing one must be a directory.
+    let existing = settings
+        .root
+        .ancestors()
+        .find(|p| p.as_os_str().is_empty() || p.exists());
+    if let Some(p) = existing.filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
         bail!(
-            "the storage root {} cannot be created: its parent is not a directory",
-            settings.root.display()
+            "the storage root {} cannot be created: {} is not a directory",
+            settings.root.display(),
+            p.display()
         );
     }
-    if settings.listen.parse::<std::net::SocketAddr>().is_err() && !settings.listen.contains(':') {
-        bail!("listen = {:?} is not HOST:PORT", settings.listen);
-    }
+    check_listen(&settings.listen)?;
     println!(
         "configuration is valid: listen {}, root {}, {} user(s) in {}, fsync {}",
         settings.listen,
@@ -291,6 +295,20 @@ fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
         settings.users.display(),
         if settings.fsync { "on" } else { "off" }
     );
+    Ok(())
+}
+
+/// `HOST:PORT` with a port number (`[v6]:PORT` for IPv6 addresses).
+fn check_listen(listen: &str) -> anyhow::Result<()> {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let valid = listen.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+    });
+    if !valid {
+        bail!("listen = {listen:?} is not HOST:PORT with a port number");
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! name from the same IP address (each within [`Limits::lockout`] of the
 //! previous one), that pair fails every login until the lockout expires,
 //! whatever the password; other users and other addresses are not affected.
+//! Attempts during the lockout do not extend it.
 //! A locked login fails exactly like a wrong password, so the lock reveals
 //! nothing. The table is bounded: entries expire, and at most
 //! [`MAX_ENTRIES`] pairs are tracked.
@@ -55,7 +56,13 @@ impl Lockouts {
             failures: 0,
             last: now,
         });
-        if now.duration_since(entry.last) >= limits.lockout {
+        let since = now.duration_since(entry.last);
+        if entry.failures >= limits.lockout_failures && since < limits.lockout {
+            // Attempts while locked do not extend the lock: it ends
+            // `lockout` after it began, whoever keeps trying meanwhile.
+            return true;
+        }
+        if since >= limits.lockout {
             entry.failures = 0;
         }
         entry.failures += 1;

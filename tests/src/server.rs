@@ -80,6 +80,24 @@ impl ServerDir {
     pub fn start_args(self, args: &[&str]) -> TestServer {
         TestServer::spawn(self, args)
     }
+
+    /// Writes `text` to `config.toml` in this directory and returns its path,
+    /// for `--config` (relative paths in it are relative to this directory).
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let path = self.base().join("config.toml");
+        std::fs::write(&path, text).expect("write the configuration file");
+        path
+    }
+}
+
+/// A started `ftp-server` process: the child, its address, what it printed
+/// before `listening on`, and its stderr as it arrives.
+#[derive(Debug)]
+struct Launched {
+    child: Child,
+    addr: SocketAddr,
+    startup: Vec<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
 }
 
 /// A running `ftp-server` on `127.0.0.1:<free port>`. Dropping it kills the process.
@@ -105,68 +123,12 @@ impl TestServer {
     }
 
     fn spawn(dir: ServerDir, args: &[&str]) -> TestServer {
-        let mut child = Command::new(server_bin())
-            .arg("serve")
-            .args(args)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--root")
-            .arg(dir.root())
-            .arg("--users")
-            .arg(dir.users_path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ftp-server");
-
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let mut pipe = child.stderr.take().expect("piped stderr");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    // Nobody listens any more: keep draining so the pipe never fills.
-                    continue;
-                }
-            }
-        });
-
-        let end = Instant::now() + DEADLINE;
-        let mut startup = Vec::new();
-        let addr = loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        break addr.trim().parse().expect("address after 'listening on'");
-                    }
-                    startup.push(line);
-                }
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let log = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
-                    panic!(
-                        "the server did not print 'listening on' ({e:?}); stdout so far: {startup:?}\nstderr:\n{log}"
-                    );
-                }
-            }
-        };
+        let Launched {
+            child,
+            addr,
+            startup,
+            stderr,
+        } = launch(&dir, args);
         TestServer {
             dir,
             child,
@@ -175,6 +137,24 @@ impl TestServer {
             stderr,
             status: None,
         }
+    }
+
+    /// Kills the server (SIGKILL, if it still runs) and starts a new one on
+    /// the same directory with `args` (see [`ServerDir::start_args`]). The
+    /// new process listens on a new port: use [`TestServer::addr`] again.
+    pub fn restart(&mut self, args: &[&str]) {
+        self.kill();
+        let Launched {
+            child,
+            addr,
+            startup,
+            stderr,
+        } = launch(&self.dir, args);
+        self.child = child;
+        self.addr = addr;
+        self.startup = startup;
+        self.stderr = stderr;
+        self.status = None;
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -341,5 +321,77 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Starts `ftp-server serve ARGS` on `dir` and waits for `listening on`.
+fn launch(dir: &ServerDir, args: &[&str]) -> Launched {
+    let mut child = Command::new(server_bin())
+        .arg("serve")
+        .args(args)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--root")
+        .arg(dir.root())
+        .arg("--users")
+        .arg(dir.users_path())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ftp-server");
+
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let mut pipe = child.stderr.take().expect("piped stderr");
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                // Nobody listens any more: keep draining so the pipe never fills.
+                continue;
+            }
+        }
+    });
+
+    let end = Instant::now() + DEADLINE;
+    let mut startup = Vec::new();
+    let addr = loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    break addr.trim().parse().expect("address after 'listening on'");
+                }
+                startup.push(line);
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
+                panic!(
+                    "the server did not print 'listening on' ({e:?}); stdout so far: {startup:?}\nstderr:\n{log}"
+                );
+            }
+        }
+    };
+    Launched {
+        child,
+        addr,
+        startup,
+        stderr,
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -75,21 +75,16 @@ impl Store {
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let text = toml::to_string(self)?;
-        let tmp = path.with_extension("toml.tmp");
+        // A private temp file beside it (removed on any failure), renamed over it.
         let written = (|| -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
+            let mut tmp = tempfile::Builder::new()
+                .permissions(std::fs::Permissions::from_mode(0o600))
+                .tempfile_in(dir)?;
+            tmp.write_all(text.as_bytes())?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path)?;
+            Ok(())
         })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
         written.with_context(|| format!("cannot write {}", path.display()))
     }
 

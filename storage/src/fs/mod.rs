@@ -233,6 +233,27 @@ impl FsHome {
         options
     }
 
+    /// An upload writing to `file` (temp `tmp_name`, holding `written` bytes).
+    fn upload(
+        &self,
+        file: std::fs::File,
+        tmp_name: String,
+        partial_name: String,
+        dest: PathBuf,
+        written: u64,
+    ) -> FsUpload {
+        FsUpload::new(Parts {
+            file,
+            incoming: Arc::clone(&self.incoming),
+            home: Arc::clone(&self.home),
+            tmp_name,
+            partial_name,
+            dest,
+            durable: self.durable,
+            written,
+        })
+    }
+
     /// Creates a fresh temp file `<user>.<16 hex>.part` in the temp area.
     fn create_temp(&self) -> Result<(String, std::fs::File), StorageError> {
         let mut options = OpenOptions::new();
@@ -304,16 +325,7 @@ impl Home for FsHome {
             tracing::debug!(error = %e, "could not remove superseded kept bytes");
         }
         tracing::debug!(user = %self.user, path = %path, tmp = %tmp_name, "upload started");
-        Ok(FsUpload::new(Parts {
-            file,
-            incoming: Arc::clone(&self.incoming),
-            home: Arc::clone(&self.home),
-            tmp_name,
-            partial_name,
-            dest,
-            durable: self.durable,
-            written: 0,
-        }))
+        Ok(self.upload(file, tmp_name, partial_name, dest, 0))
     }
 
     fn partial(&self, path: &VPath, size: u64) -> Result<Option<(FsReader, u64)>, StorageError> {
@@ -377,16 +389,7 @@ impl Home for FsHome {
         };
         let written = file.metadata()?.len();
         tracing::debug!(user = %self.user, path = %path, bytes = written, "upload resumed");
-        let upload = FsUpload::new(Parts {
-            file,
-            incoming: Arc::clone(&self.incoming),
-            home: Arc::clone(&self.home),
-            tmp_name,
-            partial_name,
-            dest,
-            durable: self.durable,
-            written,
-        });
+        let upload = self.upload(file, tmp_name, partial_name, dest, written);
         Ok((upload, reader, written))
     }
 

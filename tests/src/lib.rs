@@ -9,9 +9,12 @@
 //!   test process with `escargot` in the profile of the tests), commands run
 //!   to completion ([`run_cmd`], [`Output`], [`server_cmd`]) and
 //!   [`wait_child`].
-//! - [`server`]: [`ServerDir`] (a temp directory holding `root/` and
-//!   `users.toml`), [`write_users_file`], and [`TestServer`] (a server
-//!   process serving it on `127.0.0.1:0`, killed on drop).
+//! - [`server`]: [`ServerDir`] (a temp directory holding `root/`,
+//!   `users.toml` and the sentinel `outside/secret.txt`),
+//!   [`write_users_file`], [`TestServer`] (a server process serving it on
+//!   `127.0.0.1:0`, killed on drop) and the end-of-scenario checks
+//!   ([`TestServer::assert_healthy`], [`HealthCheck`],
+//!   [`TestServer::assert_no_debris`]).
 //! - [`client`]: [`ClientEnv`] (`ftp-client` commands with their own
 //!   `XDG_CONFIG_HOME`, `HOME` and working directory) and the library client
 //!   ([`login`], [`no_progress`]).
@@ -36,6 +39,12 @@
 //! - Every wait has a deadline ([`DEADLINE`], [`POLL_DEADLINE`],
 //!   [`READ_TIMEOUT`]); nothing sleeps to guess readiness: a test waits for
 //!   what the process says or polls the condition itself.
+//! - Every scenario of the adversarial suites (`auth`, `sandbox`, `framing`,
+//!   `limits`, `faults`, `lifecycle`) that runs a server ends with
+//!   [`TestServer::assert_healthy`]: the server runs, nothing outside its
+//!   root changed, no temp or partial file is visible, and a fresh client
+//!   logs in and downloads within [`HEALTHY_WITHIN`]. One that stops the
+//!   server on purpose ends with [`TestServer::assert_no_debris`].
 
 use std::time::Duration;
 
@@ -55,7 +64,9 @@ pub use planted::{
     BOB_SECRET, Entry, OUTSIDE_SECRET, assert_reveals_nothing, outside_alice, plant, snapshot,
 };
 pub use raw::{RawConn, RecordedLogin, frame_of, read_frame, read_msg, write_msg};
-pub use server::{ServerDir, TestServer, write_users_file};
+pub use server::{
+    HEALTH_PROBE, HEALTHY_WITHIN, HealthCheck, SENTINEL, ServerDir, TestServer, write_users_file,
+};
 
 /// PBKDF2 iterations of every test user (the minimum the server accepts).
 pub const ITERATIONS: u32 = 4096;

@@ -21,15 +21,18 @@ pub const OUTSIDE_SECRET: &[u8] = b"OUTSIDE-SECRET-7f3a9c1e";
 /// The content of `root/bob/secret.txt`.
 pub const BOB_SECRET: &[u8] = b"BOB-SECRET-52d8e0b4";
 
-/// Creates, under `base`: `outside/secret.txt`, `root/bob/secret.txt`, and in
-/// `root/alice` the ordinary files `ok.txt` and `sub/file.txt` and the
-/// planted entries of the hostile-path list: `link_to_etc`,
-/// `link_to_outside` (absolute), `link_to_outside_rel`, `link_to_parent`,
-/// `link_to_root_self`, `link_to_bob`, `loop_link`, `proc_link`, the FIFO
-/// `fifo` and `hardlink.txt` (a hard link to the outside secret).
+/// Creates, under `base`: `outside/secret.txt` (`outside/` may exist
+/// already: a `ServerDir` starts with it as a sentinel holding the same
+/// secret), `root/bob/secret.txt`, and in `root/alice` the ordinary files
+/// `ok.txt` and `sub/file.txt` and the planted entries of the hostile-path
+/// list: `link_to_etc`, `link_to_outside` (absolute), `link_to_outside_rel`,
+/// `link_to_parent`, `link_to_root_self`, `link_to_bob`, `loop_link`,
+/// `proc_link`, the FIFO `fifo` and `hardlink.txt` (a hard link to the
+/// outside secret).
 pub fn plant(base: &Path) {
     let outside = base.join("outside");
-    std::fs::create_dir(&outside).unwrap();
+    // `ServerDir` may have created it already (its sentinel holds the same secret).
+    std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("secret.txt"), OUTSIDE_SECRET).unwrap();
     let root = base.join("root");
     std::fs::create_dir_all(root.join("bob")).unwrap();

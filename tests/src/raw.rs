@@ -156,6 +156,18 @@ impl RawConn {
         );
     }
 
+    /// Reads until the server closes the connection and asserts that it said
+    /// at most one thing on the way, an error; returns its code.
+    #[track_caller]
+    pub fn expect_closed_with_error(mut self, what: &str) -> Option<ErrorCode> {
+        let replies = self.expect_closed();
+        match replies.as_slice() {
+            [] => None,
+            [Response::Error { code, .. }] => Some(*code),
+            other => panic!("{what}: expected an error and a close, got {other:?}"),
+        }
+    }
+
     /// Whether the server still answers: sends an invalid `Mkdir` (an empty
     /// path) and expects a reply. Only valid after login.
     pub fn is_alive(&mut self) -> bool {

@@ -1,7 +1,20 @@
-//! A server under test: [`ServerDir`] (a temp directory with `root/` and
-//! `users.toml`), [`write_users_file`], and [`TestServer`] (an `ftp-server`
-//! process serving that directory on `127.0.0.1:0`, killed on drop).
+//! A server under test: [`ServerDir`] (a temp directory with `root/`,
+//! `users.toml` and the sentinel `outside/`), [`write_users_file`], and
+//! [`TestServer`] (an `ftp-server` process serving that directory on
+//! `127.0.0.1:0`, killed on drop).
+//!
+//! # After each scenario
+//!
+//! An adversarial test ends with [`TestServer::assert_healthy`] (or, when it
+//! needs another user or made `.part` names itself, with the
+//! [`HealthCheck`] of [`TestServer::health`]): whatever the scenario threw at
+//! the server, the process still runs, nothing outside `root/` changed since
+//! it started, no upload temp and no `.part` file is left, and a fresh client
+//! logs in and downloads within [`HEALTHY_WITHIN`]. A test that stops the
+//! server on purpose ends with [`TestServer::assert_no_debris`] (the checks
+//! on disk only).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,11 +24,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ftp_server::users::UsersFile;
+use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
 use ftp_shared::scram::StoredCredentials;
+use ftp_shared::{ErrorCode, Request, Response};
 
 use crate::bins::server_bin;
 use crate::files::{temp_dir, wait_until};
-use crate::{DEADLINE, DEFAULT_USERS, ITERATIONS, POLL_DEADLINE};
+use crate::planted::{Entry, OUTSIDE_SECRET, snapshot};
+use crate::raw::RawConn;
+use crate::{ALICE_PASSWORD, DEADLINE, DEFAULT_USERS, ITERATIONS, POLL_DEADLINE};
+
+/// How long a fresh client may take, at the end of a scenario, to connect,
+/// log in and download the probe file ([`TestServer::assert_healthy`]).
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(2);
+/// The file [`TestServer::assert_healthy`] writes in the home of its user
+/// (directly on disk, at the end of the scenario, so that no assertion of
+/// the test on a listing or a snapshot ever sees it) and downloads.
+pub const HEALTH_PROBE: &str = "health-probe.txt";
+/// The sentinel beside the root that every [`ServerDir`] starts with
+/// (`outside/secret.txt`, holding [`OUTSIDE_SECRET`]).
+pub const SENTINEL: &str = "outside/secret.txt";
 
 /// Writes a users file with `users` (name, password) at [`ITERATIONS`].
 pub fn write_users_file(path: &Path, users: &[(&str, &str)]) {
@@ -30,8 +58,11 @@ pub fn write_users_file(path: &Path, users: &[(&str, &str)]) {
     file.save(path).expect("save the users file");
 }
 
-/// A temp directory for a server: `root/` (the storage root) and `users.toml`.
-/// Tests may add siblings (e.g. `outside/`) to check that nothing leaks there.
+/// A temp directory for a server: `root/` (the storage root), `users.toml`
+/// and the sentinel [`SENTINEL`] (`outside/secret.txt`, which no client may
+/// ever reach). Tests may add siblings before the server starts (e.g. a
+/// configuration file, or the planted tree of [`crate::plant`], whose
+/// `outside/` is the same directory).
 #[derive(Debug)]
 pub struct ServerDir {
     tmp: tempfile::TempDir,
@@ -44,11 +75,13 @@ impl Default for ServerDir {
 }
 
 impl ServerDir {
-    /// An empty directory (no users file yet).
+    /// A directory with the sentinel only (no users file, no root yet).
     pub fn new() -> ServerDir {
-        ServerDir {
-            tmp: temp_dir("ftp-test-"),
-        }
+        let tmp = temp_dir("ftp-test-");
+        let sentinel = tmp.path().join(SENTINEL);
+        std::fs::create_dir_all(sentinel.parent().unwrap()).expect("mkdir outside/");
+        std::fs::write(&sentinel, OUTSIDE_SECRET).expect("write the sentinel");
+        ServerDir { tmp }
     }
 
     /// A directory whose users file holds `users`.
@@ -109,6 +142,11 @@ pub struct TestServer {
     startup: Vec<String>,
     stderr: Arc<Mutex<Vec<u8>>>,
     status: Option<ExitStatus>,
+    /// Everything outside `root/` when the server first started.
+    outside_root: BTreeMap<PathBuf, Entry>,
+    /// The `.part` names in the homes when the server first started (put
+    /// there by the test itself).
+    planted_parts: Vec<PathBuf>,
 }
 
 impl TestServer {
@@ -129,6 +167,8 @@ impl TestServer {
             startup,
             stderr,
         } = launch(&dir, args);
+        let outside_root = outside_root(dir.base());
+        let planted_parts = parts_in_homes(&dir.root());
         TestServer {
             dir,
             child,
@@ -136,12 +176,16 @@ impl TestServer {
             startup,
             stderr,
             status: None,
+            outside_root,
+            planted_parts,
         }
     }
 
     /// Kills the server (SIGKILL, if it still runs) and starts a new one on
     /// the same directory with `args` (see [`ServerDir::start_args`]). The
     /// new process listens on a new port: use [`TestServer::addr`] again.
+    /// The checks of [`TestServer::assert_healthy`] still compare with the
+    /// directory as the first process found it.
     pub fn restart(&mut self, args: &[&str]) {
         self.kill();
         let Launched {
@@ -201,6 +245,15 @@ impl TestServer {
             .collect();
         names.sort();
         names
+    }
+
+    /// The names of upload temps (`*.part`) in `root/.incoming`; none when
+    /// there is no `.incoming` at all.
+    fn temps_if_any(&self) -> Vec<String> {
+        if self.incoming().symlink_metadata().is_err() {
+            return Vec::new();
+        }
+        self.upload_temps()
     }
 
     /// The temp files of uploads in progress (`*.part` in `root/.incoming`).
@@ -316,6 +369,266 @@ impl TestServer {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// The end-of-scenario check as alice (see [`HealthCheck`]).
+    #[track_caller]
+    pub fn assert_healthy(&self) {
+        self.health().assert();
+    }
+
+    /// The checks on disk of [`TestServer::assert_healthy`], for a scenario
+    /// that ends with the server stopped on purpose (SIGTERM, SIGKILL):
+    /// nothing outside `root/` changed, no upload temp (`*.part` in
+    /// `root/.incoming`) and no `.part` name in a home is left.
+    #[track_caller]
+    pub fn assert_no_debris(&self) {
+        self.health().assert_no_debris();
+    }
+
+    /// An end-of-scenario check to adjust ([`HealthCheck::user`],
+    /// [`HealthCheck::allow_part`]) before [`HealthCheck::assert`].
+    pub fn health(&self) -> HealthCheck<'_> {
+        HealthCheck {
+            server: self,
+            user: "alice".into(),
+            password: ALICE_PASSWORD.into(),
+            allowed_parts: self.planted_parts.clone(),
+        }
+    }
+
+    /// Whether the process still runs, without reaping it (`&self`): its
+    /// `/proc` entry exists and is not a zombie.
+    fn process_alive(&self) -> bool {
+        if self.status.is_some() {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())) else {
+            return false;
+        };
+        // `PID (COMM) STATE ...`: COMM may hold spaces and parentheses.
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next());
+        !matches!(state, None | Some("Z" | "X" | "x"))
+    }
+
+    /// The last lines of the server's log, for a failure message.
+    fn log_tail(&self) -> String {
+        let log = self.stderr();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+/// What [`TestServer::assert_healthy`] checks at the end of a scenario, with
+/// the user it logs in as and the `.part` names the test made on purpose:
+///
+/// 1. the server process still runs;
+/// 2. nothing outside `root/` changed since the server first started (the
+///    users file, configuration files, the sentinel [`SENTINEL`] and any
+///    planted tree beside the root);
+/// 3. no upload temp (`*.part` in `root/.incoming`) remains, polled for
+///    [`POLL_DEADLINE`] since a just-cut upload may still be cleaning up;
+///    the kept parts of interrupted uploads (`*.partial`) are allowed;
+/// 4. no name in a home ends in `.part`, except those planted before the
+///    server started and those given to [`HealthCheck::allow_part`];
+/// 5. a fresh connection says hello, logs in, has a request answered (after
+///    which the server has opened the home, creating it if needed) and
+///    downloads [`HEALTH_PROBE`] (written directly in the user's home just
+///    before) byte for byte within [`HEALTHY_WITHIN`].
+///    A `BUSY` answer to the hello (a slot given back asynchronously by a
+///    connection the test just closed) is retried for [`POLL_DEADLINE`]; the
+///    clock starts at the connection that is admitted.
+///
+/// The probe is the only trace the check leaves; it is written when the
+/// scenario's own assertions are done, so no listing or snapshot sees it.
+#[derive(Debug)]
+#[must_use = "a health check does nothing until `assert`"]
+pub struct HealthCheck<'a> {
+    server: &'a TestServer,
+    user: String,
+    password: String,
+    allowed_parts: Vec<PathBuf>,
+}
+
+impl HealthCheck<'_> {
+    /// Logs in as `user` instead of alice (e.g. when alice is locked out, or
+    /// the server has other users).
+    pub fn user(mut self, user: &str, password: &str) -> Self {
+        self.user = user.into();
+        self.password = password.into();
+        self
+    }
+
+    /// Allows a `.part` name the test made on purpose, relative to `root/`
+    /// (e.g. `alice/x.part`).
+    pub fn allow_part(mut self, path: impl Into<PathBuf>) -> Self {
+        self.allowed_parts.push(path.into());
+        self
+    }
+
+    /// Runs every check; panics with what failed.
+    #[track_caller]
+    pub fn assert(self) {
+        let server = self.server;
+        assert!(
+            server.process_alive(),
+            "health: the server is not running; log:\n{}",
+            server.log_tail()
+        );
+        self.assert_no_debris();
+        self.assert_serves();
+        assert!(
+            server.process_alive(),
+            "health: the server died during the check; log:\n{}",
+            server.log_tail()
+        );
+    }
+
+    /// Checks 2 to 4 only (the disk), for a server stopped on purpose.
+    #[track_caller]
+    pub fn assert_no_debris(&self) {
+        let problems = self.debris(POLL_DEADLINE);
+        assert!(problems.is_empty(), "health: {}", problems.join("; "));
+    }
+
+    /// What checks 2 to 4 find wrong, waiting up to `temps_deadline` for the
+    /// upload temps to go.
+    fn debris(&self, temps_deadline: Duration) -> Vec<String> {
+        let server = self.server;
+        let mut problems = Vec::new();
+        let now = outside_root(server.base());
+        if now != server.outside_root {
+            problems.push(format!(
+                "something outside root/ changed: {}",
+                describe_changes(&server.outside_root, &now)
+            ));
+        }
+        if std::fs::read(server.base().join(SENTINEL)).ok().as_deref() != Some(OUTSIDE_SECRET) {
+            problems.push(format!("the sentinel {SENTINEL} changed"));
+        }
+        let end = Instant::now() + temps_deadline;
+        loop {
+            let temps = server.temps_if_any();
+            if temps.is_empty() {
+                break;
+            }
+            if Instant::now() >= end {
+                problems.push(format!(
+                    "upload temps still in root/.incoming after {temps_deadline:?}: {temps:?}"
+                ));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut parts = parts_in_homes(&server.root());
+        parts.retain(|p| !self.allowed_parts.contains(p));
+        if !parts.is_empty() {
+            problems.push(format!("`.part` names visible in a home: {parts:?}"));
+        }
+        problems
+    }
+
+    /// Check 5: a fresh client logs in and downloads the probe in time.
+    #[track_caller]
+    fn assert_serves(&self) {
+        let server = self.server;
+        let (user, password) = (self.user.as_str(), self.password.as_str());
+        let admission_end = Instant::now() + POLL_DEADLINE;
+        let (mut conn, started) = loop {
+            let started = Instant::now();
+            let mut conn = RawConn::connect(server);
+            conn.send(&Request::Hello {
+                magic: MAGIC,
+                version: PROTOCOL_VERSION,
+            })
+            .expect("health: send hello");
+            match conn.recv() {
+                Some(Response::Hello { .. }) => break (conn, started),
+                Some(Response::Error { code, .. })
+                    if code == ErrorCode::BUSY && Instant::now() < admission_end =>
+                {
+                    // Polling a slot being given back, not guessing readiness.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => panic!(
+                    "health: a fresh connection was not greeted: {other:?}; log:\n{}",
+                    server.log_tail()
+                ),
+            }
+        };
+        conn.login(user, password)
+            .unwrap_or_else(|r| panic!("health: a fresh login as {user} failed: {r:?}"));
+        // The server opens (and, the first time, creates) the home after
+        // AuthOk: once a request is answered, it is there.
+        assert!(
+            conn.is_alive(),
+            "health: the server closed a fresh session of {user}"
+        );
+        let probe = format!("health probe of {user} on {}\n", server.addr()).into_bytes();
+        std::fs::write(server.home(user).join(HEALTH_PROBE), &probe)
+            .unwrap_or_else(|e| panic!("health: cannot write the probe in {user}'s home: {e}"));
+        let got = conn
+            .get(HEALTH_PROBE)
+            .unwrap_or_else(|r| panic!("health: {user} cannot download the probe: {r:?}"));
+        let took = started.elapsed();
+        assert!(got == probe, "health: the probe came back different");
+        assert!(
+            took < HEALTHY_WITHIN,
+            "health: a fresh login and download took {took:?}"
+        );
+        let _ = conn.send(&Request::Quit);
+    }
+}
+
+/// Everything in the server's directory outside `root/` (the root itself is
+/// skipped even when it is a symlink).
+fn outside_root(base: &Path) -> BTreeMap<PathBuf, Entry> {
+    snapshot(base, &[Path::new("root")])
+}
+
+/// The paths (relative to `root`) of the entries below a home whose name
+/// ends in `.part`; `root/.incoming` is not a home. Symlinks are not followed.
+fn parts_in_homes(root: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let entry = entry.expect("entry");
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if rel == Path::new(".incoming") {
+                continue;
+            }
+            if entry.file_name().to_string_lossy().ends_with(".part") {
+                out.push(rel);
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// The paths added, removed or changed between two snapshots.
+fn describe_changes(before: &BTreeMap<PathBuf, Entry>, after: &BTreeMap<PathBuf, Entry>) -> String {
+    let mut changes = Vec::new();
+    for (path, entry) in before {
+        match after.get(path) {
+            None => changes.push(format!("removed {}", path.display())),
+            Some(now) if now != entry => changes.push(format!("changed {}", path.display())),
+            Some(_) => {}
+        }
+    }
+    for path in after.keys().filter(|p| !before.contains_key(*p)) {
+        changes.push(format!("added {}", path.display()));
+    }
+    changes.join(", ")
 }
 
 impl Drop for TestServer {
@@ -393,5 +706,90 @@ fn launch(dir: &ServerDir, args: &[&str]) -> Launched {
         addr,
         startup,
         stderr,
+    }
+}
+
+/// The end-of-scenario check catches what it is meant to catch.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_server_is_healthy_and_only_the_probe_is_left() {
+        let server = TestServer::start();
+        server.assert_healthy();
+        server.health().user("bob", crate::BOB_PASSWORD).assert();
+        for user in ["alice", "bob"] {
+            let names: Vec<_> = std::fs::read_dir(server.home(user))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, [HEALTH_PROBE], "{user}'s home");
+        }
+        // Twice in a row is fine (the probe is rewritten).
+        server.assert_healthy();
+    }
+
+    #[test]
+    fn changes_outside_the_root_are_found() {
+        let server = TestServer::start();
+        std::fs::write(server.base().join("stray.txt"), b"x").unwrap();
+        std::fs::write(server.users_path(), b"# emptied\n").unwrap();
+        std::fs::remove_file(server.base().join(SENTINEL)).unwrap();
+        let problems = server.health().debris(Duration::ZERO);
+        let all = problems.join("; ");
+        for needle in [
+            "added stray.txt",
+            "changed users.toml",
+            "removed outside/secret.txt",
+            "the sentinel",
+        ] {
+            assert!(all.contains(needle), "{needle:?} not in {all:?}");
+        }
+    }
+
+    #[test]
+    fn part_files_and_lingering_temps_are_found() {
+        let server = TestServer::start();
+        server.assert_healthy();
+        std::fs::create_dir(server.home("alice").join("sub.part")).unwrap();
+        std::fs::write(server.home("alice").join("sub.part/x.part"), b"x").unwrap();
+        std::fs::write(server.incoming().join("alice.0123456789abcdef.part"), b"x").unwrap();
+        std::fs::write(server.incoming().join("alice.0123.partial"), b"x").unwrap();
+        let all = server.health().debris(Duration::from_millis(50)).join("; ");
+        assert!(all.contains("alice.0123456789abcdef.part\""), "{all}");
+        assert!(!all.contains("partial"), "{all}");
+        assert!(all.contains("alice/sub.part\""), "{all}");
+        assert!(all.contains("alice/sub.part/x.part\""), "{all}");
+
+        // A temp that goes away while polled, and `.part` names the test
+        // made on purpose, pass.
+        let temp = server.incoming().join("alice.0123456789abcdef.part");
+        let cleanup = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::remove_file(temp).unwrap();
+        });
+        server
+            .health()
+            .allow_part("alice/sub.part")
+            .allow_part("alice/sub.part/x.part")
+            .assert();
+        cleanup.join().unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "health: the server is not running")]
+    fn a_dead_server_is_found() {
+        let server = TestServer::start();
+        let status = Command::new("kill")
+            .arg("-KILL")
+            .arg(server.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        wait_until(POLL_DEADLINE, "the server to die", || {
+            !server.process_alive()
+        });
+        server.assert_healthy();
     }
 }

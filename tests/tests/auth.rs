@@ -1,6 +1,11 @@
-//! Login at the protocol level: what a wrong password, an unknown user, a
-//! replay, a command before login and a wrong version get, byte for byte; and
-//! the client's check that the server knows the verifier.
+//! Authentication at the protocol level: what a wrong password, an unknown
+//! user, a replay, a command before (or half-way through) login and a wrong
+//! version or magic get, byte for byte; three failures closing a connection;
+//! the delay of a failure; user names that try to forge log lines; and the
+//! client's check that the server knows the verifier (against a fake server).
+//! Every scenario against the real server ends with
+//! [`tests::TestServer::assert_healthy`]; the two against the fake server
+//! (which runs no `ftp-server`) check instead that the client went no further.
 
 use std::net::TcpListener;
 
@@ -73,6 +78,7 @@ fn wrong_password_and_unknown_user_get_the_same_bytes() {
     assert_eq!(challenge("mallory"), challenge("mallory"));
     assert_eq!(challenge("alice"), challenge("alice"));
     assert_ne!(challenge("mallory"), challenge("trudy"));
+    server.assert_healthy();
 }
 
 #[test]
@@ -121,6 +127,7 @@ fn replayed_login_messages_are_refused() {
         other => panic!("{other:?}"),
     }
     assert!(!server.home("alice").join("replayed").exists());
+    server.assert_healthy();
 }
 
 #[test]
@@ -189,6 +196,7 @@ fn commands_before_login_are_refused_and_close_the_connection() {
         snapshot(server.base(), &[]),
         "something was created on disk"
     );
+    server.assert_healthy();
 }
 
 #[test]
@@ -216,6 +224,7 @@ fn three_failed_logins_close_the_connection() {
     assert!(conn.login("alice", "wrong").is_err());
     conn.login("alice", ALICE_PASSWORD)
         .expect("the third attempt may succeed");
+    server.assert_healthy();
 }
 
 #[test]
@@ -229,6 +238,7 @@ fn failed_logins_are_delayed() {
         "a failed login was answered after {:?}",
         started.elapsed()
     );
+    server.assert_healthy();
 }
 
 #[test]
@@ -249,6 +259,7 @@ fn wrong_version_or_magic_is_refused_and_closed() {
     })
     .unwrap();
     conn.expect_error_then_closed(ErrorCode::BAD_REQUEST, "wrong magic");
+    server.assert_healthy();
 }
 
 /// A fake server that knows alice's StoredKey (so it can check her proof) but
@@ -361,6 +372,7 @@ async fn library_login_reports_auth_failed() {
     client.mkdir("after-retry", false).await.unwrap();
     client.quit().await.unwrap();
     assert!(server.home("alice").join("after-retry").is_dir());
+    server.assert_healthy();
 }
 
 #[test]
@@ -387,4 +399,5 @@ fn user_supplied_text_cannot_forge_log_lines() {
         log.contains("evil\\u{a}2026"),
         "the name is shown escaped:\n{log}"
     );
+    server.assert_healthy();
 }

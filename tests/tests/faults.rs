@@ -1,9 +1,13 @@
 //! Faults: the server killed mid-upload and restarted, a full disk, two
-//! clients racing to upload the same path, downloads racing re-uploads, and
-//! clients killed mid-upload. Whatever happens, a file is the old version or
-//! the whole new one, never a mix or a partial, and no temp is left behind.
+//! clients racing to upload the same path, downloads racing re-uploads, a
+//! put and a get under way at once, uploads cut (by a shutdown, a drop, the
+//! middle of a frame or a killed client process) or refused (wrong digest,
+//! fewer or more bytes than announced). Whatever happens, a file is the old
+//! version or the whole new one, never a mix or a partial, no temp is left
+//! behind, and what an interrupted upload kept is offered for a resume.
 //! Every error reply the tests see is checked to reveal nothing of the host
-//! (root path, OS error strings, panics).
+//! (root path, OS error strings, panics), and every scenario ends with
+//! [`tests::TestServer::assert_healthy`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,11 +15,12 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm};
-use ftp_shared::{ErrorCode, Request, Response};
+use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
+use ftp_shared::{Digest, ErrorCode, Request, Response};
 use tests::{
     ALICE_PASSWORD, BOB_PASSWORD, ClientEnv, DEFAULT_USERS, POLL_DEADLINE, RawConn, ServerDir,
-    TestServer, random_bytes, temp_dir, wait_child, wait_until,
+    TestServer, login, no_progress, random_bytes, temp_dir, wait_child, wait_until,
+    write_random_file,
 };
 
 // ---------------------------------------------------------------------------
@@ -177,6 +182,15 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A runtime for the library client in a synchronous test.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Which of `candidates` `data` is, by index; panics on a mix.
 #[track_caller]
 fn which(data: &[u8], candidates: &[&[u8]], what: &str) -> usize {
@@ -325,6 +339,7 @@ fn server_killed_mid_upload_restarts_clean() {
     assert_eq!(conn.get("doc.bin").unwrap(), new);
     assert!(server.upload_temps().is_empty());
     errors.assert_clean();
+    server.assert_healthy();
 }
 
 // ---------------------------------------------------------------------------
@@ -508,6 +523,7 @@ fn full_disk_refuses_with_no_space_and_the_session_goes_on() {
     assert!(server.incoming_entries().is_empty());
     errors.assert_clean();
     drop((conn, bob));
+    server.assert_healthy();
     drop(server);
     drop(tmpfs);
 }
@@ -571,6 +587,7 @@ fn concurrent_uploads_to_one_path_leave_exactly_one_version() {
     assert_eq!(ca.get("interleaved.bin").unwrap(), b);
     assert!(server.incoming_entries().is_empty());
     errors.assert_clean();
+    server.assert_healthy();
 }
 
 #[test]
@@ -640,6 +657,218 @@ fn download_racing_a_reupload_gets_old_or_new_whole() {
     assert!(downloads.iter().sum::<usize>() > 0, "no download ran");
     assert!(server.incoming_entries().is_empty());
     errors.assert_clean();
+    server.assert_healthy();
+}
+
+#[test]
+fn concurrent_put_and_get_are_both_byte_identical() {
+    const SIZE: u64 = 8 * 1024 * 1024;
+    let server = TestServer::start();
+    let rt = runtime();
+    let local = tempfile::tempdir().unwrap();
+    let up = local.path().join("up.bin");
+    let down_src = local.path().join("down-src.bin");
+    let down = local.path().join("down.bin");
+    write_random_file(&up, 11, SIZE);
+    write_random_file(&down_src, 22, SIZE + 12345);
+
+    rt.block_on(async {
+        let mut bob = login(&server, "bob", BOB_PASSWORD).await;
+        bob.put_file(&down_src, "shared.bin", &mut no_progress())
+            .await
+            .unwrap();
+        let mut alice = login(&server, "alice", ALICE_PASSWORD).await;
+        // Both transfers are under way at the same time.
+        let (put, get) = tokio::join!(
+            async {
+                alice
+                    .put_file(&up, "dir-less.bin", &mut no_progress())
+                    .await
+            },
+            async { bob.get_file("shared.bin", &down, &mut no_progress()).await },
+        );
+        put.expect("concurrent put");
+        get.expect("concurrent get");
+        alice.quit().await.unwrap();
+        bob.quit().await.unwrap();
+    });
+    assert!(tests::files_equal(
+        &up,
+        &server.home("alice").join("dir-less.bin")
+    ));
+    assert!(tests::files_equal(&down_src, &down));
+    assert!(server.incoming_entries().is_empty());
+    server.assert_healthy();
+}
+
+// ---------------------------------------------------------------------------
+// Uploads cut or refused
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cut_upload_publishes_nothing_and_keeps_the_old_version() {
+    let server = TestServer::start();
+    let old = random_bytes(3, 100_000);
+    let mut setup = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    assert_eq!(setup.put("doc.bin", &old, None), Response::Ok);
+    drop(setup);
+    let home = server.home("alice");
+    let size = 10 * 1024 * 1024;
+    let start_put = |conn: &mut RawConn, name: &str| {
+        conn.send(&Request::Put {
+            path: name.into(),
+            size,
+            offset: 0,
+            algorithm: DigestAlgorithm::Sha256,
+        })
+        .unwrap();
+    };
+
+    let mut kept = Vec::new();
+    for name in ["doc.bin", "fresh.bin"] {
+        let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+        start_put(&mut conn, name);
+        let chunk = random_bytes(4, CHUNK_SIZE);
+        for _ in 0..4 {
+            conn.send(&Request::Data(Bytes::from(chunk.clone())))
+                .unwrap();
+        }
+        // The upload is under way: its temp file exists.
+        wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {
+            !server.upload_temps().is_empty()
+        });
+        conn.cut();
+        // Nothing published; what arrived is kept aside for a resume.
+        kept.push(4 * CHUNK_SIZE as u64);
+        server.wait_uploads_settled(&kept);
+        assert!(!home.join(format!("{name}.part")).exists());
+    }
+    assert_eq!(
+        std::fs::read(home.join("doc.bin")).unwrap(),
+        old,
+        "the old version changed"
+    );
+    assert!(
+        !home.join("fresh.bin").exists(),
+        "a cut upload was published"
+    );
+
+    // Same when the connection just goes away without a shutdown; the newer
+    // interrupted upload of doc.bin replaces the older one.
+    let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    start_put(&mut conn, "doc.bin");
+    let head = vec![1u8; 1000];
+    conn.send(&Request::Data(Bytes::from(head.clone())))
+        .unwrap();
+    wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {
+        !server.upload_temps().is_empty()
+    });
+    drop(conn);
+    server.wait_uploads_settled(&[1000, 4 * CHUNK_SIZE as u64]);
+    assert_eq!(std::fs::read(home.join("doc.bin")).unwrap(), old);
+
+    // The kept bytes are offered for a resume, with their digest; the resumed
+    // upload's digest covers the whole file.
+    let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    assert_eq!(conn.get("doc.bin").unwrap(), old);
+    conn.send(&Request::Partial {
+        path: "doc.bin".into(),
+        size,
+        algorithm: DigestAlgorithm::Sha256,
+    })
+    .unwrap();
+    let mut prefix = Hasher::new(DigestAlgorithm::Sha256);
+    prefix.update(&head);
+    assert_eq!(
+        conn.expect_reply(),
+        Response::Partial {
+            offset: 1000,
+            digest: prefix.clone().finish()
+        }
+    );
+    let mut whole = head;
+    whole.extend(random_bytes(9, size as usize - 1000));
+    conn.send(&Request::Put {
+        path: "doc.bin".into(),
+        size,
+        offset: 1000,
+        algorithm: DigestAlgorithm::Sha256,
+    })
+    .unwrap();
+    for chunk in whole[1000..].chunks(CHUNK_SIZE) {
+        conn.send(&Request::Data(Bytes::copy_from_slice(chunk)))
+            .unwrap();
+    }
+    let mut hasher = Hasher::new(DigestAlgorithm::Sha256);
+    hasher.update(&whole);
+    conn.send(&Request::PutEnd {
+        digest: hasher.finish(),
+    })
+    .unwrap();
+    assert_eq!(conn.expect_reply(), Response::Ok);
+    assert!(std::fs::read(home.join("doc.bin")).unwrap() == whole);
+    server.wait_uploads_settled(&[4 * CHUNK_SIZE as u64]);
+
+    // A resume from an offset the server does not hold is refused.
+    conn.send(&Request::Put {
+        path: "doc.bin".into(),
+        size,
+        offset: 5,
+        algorithm: DigestAlgorithm::Sha256,
+    })
+    .unwrap();
+    match conn.expect_reply() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::BAD_OFFSET),
+        other => panic!("a resume without kept bytes got {other:?}"),
+    }
+    server.assert_healthy();
+}
+
+#[test]
+fn wrong_digest_or_size_publishes_nothing() {
+    let server = TestServer::start();
+    let home = server.home("alice");
+    let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    let old = random_bytes(5, 1000);
+    assert_eq!(conn.put("kept.bin", &old, None), Response::Ok);
+    let data = random_bytes(6, 3 * CHUNK_SIZE + 17);
+
+    for name in ["kept.bin", "new.bin"] {
+        match conn.put(name, &data, Some(Digest::Sha256([0x5A; 32]))) {
+            Response::Error { code, message } => {
+                assert_eq!(code, ErrorCode::DIGEST_MISMATCH, "{message}");
+                assert!(message.contains(name), "{message}");
+            }
+            other => panic!("a wrong digest was accepted: {other:?}"),
+        }
+        assert!(
+            server.incoming_entries().is_empty(),
+            "temp left after the refusal"
+        );
+    }
+    assert_eq!(std::fs::read(home.join("kept.bin")).unwrap(), old);
+    assert!(!home.join("new.bin").exists());
+    assert!(conn.get("new.bin").is_err());
+
+    // Fewer bytes than announced, with the digest of what was sent; then more
+    // bytes than announced.
+    for (path, size, digest, what) in [
+        ("short.bin", 100, None, "short"),
+        ("long.bin", 10, Some(Digest::Sha256([0; 32])), "long"),
+    ] {
+        match conn.put_sized(path, size, &[7u8; 60], digest) {
+            Response::Error { code, .. } => assert_eq!(code, ErrorCode::SIZE_MISMATCH),
+            other => panic!("a {what} upload was accepted: {other:?}"),
+        }
+    }
+    assert!(!home.join("short.bin").exists());
+    assert!(!home.join("long.bin").exists());
+    server.wait_incoming_empty();
+
+    // The session goes on and a correct upload works.
+    assert_eq!(conn.put("new.bin", &data, None), Response::Ok);
+    assert_eq!(conn.get("new.bin").unwrap(), data);
+    server.assert_healthy();
 }
 
 // ---------------------------------------------------------------------------
@@ -701,6 +930,7 @@ fn client_process_killed_mid_upload_publishes_nothing() {
     // The server goes on.
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
     assert!(conn.is_alive());
+    server.assert_healthy();
 }
 
 #[test]
@@ -763,6 +993,7 @@ fn connections_cut_mid_frame_publish_nothing() {
         }
     }
     errors.assert_clean();
+    server.assert_healthy();
 }
 
 // ---------------------------------------------------------------------------
@@ -771,7 +1002,12 @@ fn connections_cut_mid_frame_publish_nothing() {
 
 #[test]
 fn error_replies_reveal_nothing_of_the_host() {
-    let server = TestServer::start();
+    // A file beside the root, made before the server starts (so that the
+    // end-of-scenario check compares with it there).
+    let dir = ServerDir::with_users(DEFAULT_USERS);
+    let outside: PathBuf = dir.base().join("outside.txt");
+    std::fs::write(&outside, b"secret").unwrap();
+    let server = dir.start();
     let mut errors = Errors::new(&server);
     let home = server.home("alice");
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
@@ -789,8 +1025,6 @@ fn error_replies_reveal_nothing_of_the_host() {
     .unwrap();
     assert_eq!(conn.expect_reply(), Response::Ok);
     // Special files planted in the home by hand.
-    let outside: PathBuf = server.base().join("outside.txt");
-    std::fs::write(&outside, b"secret").unwrap();
     std::os::unix::fs::symlink(&outside, home.join("escape")).unwrap();
     std::os::unix::fs::symlink("../bob", home.join("to-bob")).unwrap();
     std::os::unix::fs::symlink("loop", home.join("loop")).unwrap();
@@ -924,4 +1158,5 @@ fn error_replies_reveal_nothing_of_the_host() {
     }
     errors.assert_clean();
     assert_eq!(std::fs::read(&outside).unwrap(), b"secret");
+    server.assert_healthy();
 }

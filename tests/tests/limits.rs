@@ -1,8 +1,12 @@
-//! Limits and the configuration behind them: `check-config` on good and
-//! broken files, the command line over the file over the defaults, the caps
-//! on connections per address and not yet logged in, the lockout of a user
-//! and address after failed logins across connections, and slow clients cut
-//! by the handshake deadline while a normal client is served.
+//! Exhaustion and the limits against it, with the configuration behind them:
+//! `check-config` on good and broken files (which it must refuse without
+//! writing anything), the command line over the file over the defaults, the
+//! caps on connections per address and not yet logged in, the lockout of a
+//! user and address after failed logins across connections, and slow
+//! clients cut by the handshake deadline while a normal client is served.
+//! Every scenario that runs a server ends with
+//! [`tests::TestServer::assert_healthy`] (after closing its own connections,
+//! so that a cap leaves a slot for the check).
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -13,8 +17,8 @@ use ftp_shared::scram::{ClientFirst, ScramKeys};
 use ftp_shared::{ErrorCode, Request, Response};
 use tests::{
     ALICE_PASSWORD, BOB_PASSWORD, DEFAULT_USERS, Output, POLL_DEADLINE, READ_TIMEOUT, RawConn,
-    ServerDir, TestServer, frame_of, random_bytes, read_msg, run_cmd, server_cmd, temp_dir,
-    write_msg,
+    ServerDir, TestServer, frame_of, random_bytes, read_msg, run_cmd, server_cmd, snapshot,
+    temp_dir, write_msg,
 };
 
 // ---------------------------------------------------------------------------
@@ -24,8 +28,14 @@ use tests::{
 /// `ftp-server check-config --config CONFIG --users USERS`, run from an
 /// unrelated working directory (so relative paths must be taken relative to
 /// the file, not to the working directory).
+///
+/// Whatever its verdict, checking writes nothing: the directory of the
+/// configuration file and the working directory are the same afterwards.
+#[track_caller]
 fn check_config(config: &Path, users: &Path) -> Output {
     let cwd = temp_dir("ftp-check-cwd-");
+    let dir = config.parent().expect("the configuration file's directory");
+    let before = snapshot(dir, &[]);
     let mut cmd = server_cmd();
     cmd.arg("check-config")
         .arg("--config")
@@ -33,7 +43,17 @@ fn check_config(config: &Path, users: &Path) -> Output {
         .arg("--users")
         .arg(users)
         .current_dir(cwd.path());
-    run_cmd(cmd, None)
+    let out = run_cmd(cmd, None);
+    assert!(
+        snapshot(dir, &[]) == before,
+        "check-config changed {}: {out:#?}",
+        dir.display()
+    );
+    assert!(
+        snapshot(cwd.path(), &[]).is_empty(),
+        "check-config wrote in its working directory: {out:#?}"
+    );
+    out
 }
 
 /// Asserts that `check-config` refused the configuration: a non-zero exit,
@@ -545,6 +565,7 @@ fn command_line_idle_timeout_wins_over_the_file() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "closed after {took:?}"
     );
+    server.assert_healthy();
 }
 
 #[test]
@@ -558,6 +579,7 @@ fn file_idle_timeout_applies_when_not_overridden() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "closed after {took:?}"
     );
+    server.assert_healthy();
 }
 
 #[test]
@@ -570,11 +592,14 @@ fn command_line_cap_wins_while_the_files_other_cap_applies() {
     let config = config.to_str().unwrap().to_owned();
     let server = dir.start_args(&["--config", &config, "--max-connections-per-address", "3"]);
     // Two from 127.0.0.1: the file's per-address cap of 1 is overridden.
-    let _first = RawConn::connect_hello(&server);
-    let _second = RawConn::connect_hello(&server);
+    let first = RawConn::connect_hello(&server);
+    let second = RawConn::connect_hello(&server);
     // The third is within the per-address cap of 3 but over the file's cap
     // on connections waiting to log in.
     assert_busy(RawConn::connect(&server), "log in");
+    // The health check needs a slot of its own.
+    drop((first, second));
+    server.assert_healthy();
 }
 
 // ---------------------------------------------------------------------------
@@ -603,7 +628,7 @@ fn per_address_cap_refuses_the_third_and_frees_on_close() {
 
     // A closed connection gives its slot back; then the cap holds again.
     first.cut();
-    let _third = admitted(&server, "after one of two closed");
+    let third = admitted(&server, "after one of two closed");
     assert_busy(RawConn::connect(&server), "address");
     assert!(second.is_alive());
 
@@ -613,8 +638,11 @@ fn per_address_cap_refuses_the_third_and_frees_on_close() {
         assert_busy(RawConn::connect(&server), "address");
     }
     drop(second);
-    let _fourth = admitted(&server, "after the logged-in one closed");
+    let fourth = admitted(&server, "after the logged-in one closed");
     assert_busy(RawConn::connect(&server), "address");
+    // The health check needs a slot of its own.
+    drop((third, fourth));
+    server.assert_healthy();
 }
 
 #[test]
@@ -639,11 +667,14 @@ fn unauthenticated_cap_counts_only_connections_not_logged_in() {
     waiting_one
         .login("bob", BOB_PASSWORD)
         .expect("bob logs in on a waiting connection");
-    let _next = admitted(&server, "after a waiter logged in");
+    let next = admitted(&server, "after a waiter logged in");
     assert_busy(RawConn::connect(&server), "log in");
     assert!(waiting_one.is_alive());
     assert!(logged.is_alive());
     drop(waiting_three);
+    // The health check needs a slot of its own.
+    drop((next, waiting_one, logged));
+    server.assert_healthy();
 }
 
 // ---------------------------------------------------------------------------
@@ -724,6 +755,7 @@ fn lockout_after_failures_across_connections_then_expiry() {
     assert_eq!(login_reply_bytes(&mut conn, "alice", "wrong"), wrong_reply);
     conn.login("alice", ALICE_PASSWORD)
         .expect("one failure after a success does not lock");
+    server.assert_healthy();
 }
 
 // ---------------------------------------------------------------------------
@@ -817,4 +849,5 @@ fn slow_handshakes_are_cut_while_a_normal_client_is_served() {
     assert!(conn.is_alive());
     // And the slots of the cut connections are free again.
     let _ = RawConn::connect_login(&server, "bob", BOB_PASSWORD);
+    server.assert_healthy();
 }

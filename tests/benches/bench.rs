@@ -208,8 +208,17 @@ fn main() {
 
     // Idle sessions.
     eprintln!("bench: {idle_sessions} idle sessions");
-    let idle_server = ServerDir::with_users(DEFAULT_USERS)
-        .start_args(&["--max-connections", &(idle_sessions + 100).to_string()]);
+    // All the sessions come from 127.0.0.1, 200 logging in at a time: lift
+    // the per-address and pre-login caps too.
+    let cap = (idle_sessions + 100).to_string();
+    let idle_server = ServerDir::with_users(DEFAULT_USERS).start_args(&[
+        "--max-connections",
+        &cap,
+        "--max-connections-per-address",
+        &cap,
+        "--max-unauthenticated",
+        "400",
+    ]);
     let before = idle_server.rss_kib();
     let during = idle_rss(&idle_server, idle_sessions);
     rows.push(Row {

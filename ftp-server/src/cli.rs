@@ -74,6 +74,9 @@ struct ServeArgs {
     /// The largest file a client may upload, in bytes [default: 64 GiB].
     #[arg(long, value_name = "BYTES")]
     max_file_size: Option<u64>,
+    /// The bytes each user's home may hold [default: no quota].
+    #[arg(long, value_name = "BYTES")]
+    quota_bytes: Option<u64>,
     /// Publish uploads without waiting for the disk (no fsync): faster, but a
     /// power loss can lose recently stored files.
     #[arg(long)]
@@ -122,6 +125,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_file_size {
             limits.max_file_size = v;
+        }
+        if let Some(v) = self.quota_bytes {
+            limits.quota_bytes = Some(v);
         }
         if let Some(v) = self.shutdown_grace {
             limits.shutdown_grace = secs(v);
@@ -247,6 +253,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         users,
         limits: settings.limits,
         lockouts: Default::default(),
+        quotas: Default::default(),
     });
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;

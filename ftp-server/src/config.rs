@@ -19,6 +19,7 @@
 //! idle_timeout_secs = 300
 //! transfer_timeout_secs = 60
 //! max_file_size = 68719476736
+//! quota_bytes = 10737418240        # per user; no quota when absent
 //! max_auth_failures = 3
 //! auth_failure_delay_ms = 300
 //! lockout_failures = 10
@@ -57,6 +58,7 @@ pub struct LimitsFile {
     pub idle_timeout_secs: Option<u64>,
     pub transfer_timeout_secs: Option<u64>,
     pub max_file_size: Option<u64>,
+    pub quota_bytes: Option<u64>,
     pub max_auth_failures: Option<u32>,
     pub auth_failure_delay_ms: Option<u64>,
     pub lockout_failures: Option<u32>,
@@ -95,6 +97,7 @@ impl ConfigFile {
             idle_timeout: secs(f.idle_timeout_secs, d.idle_timeout),
             transfer_timeout: secs(f.transfer_timeout_secs, d.transfer_timeout),
             max_file_size: f.max_file_size.unwrap_or(d.max_file_size),
+            quota_bytes: f.quota_bytes.or(d.quota_bytes),
             max_auth_failures: f.max_auth_failures.unwrap_or(d.max_auth_failures),
             auth_failure_delay: f
                 .auth_failure_delay_ms

@@ -13,6 +13,7 @@
 //! - [`cli`]: the command line (`serve`, `check-config`, `user add|remove|list|passwd`).
 //! - [`config`]: the configuration file.
 //! - [`lockout`]: failed logins counted per user and address, across connections.
+//! - [`quota`]: the bytes each user's home may hold.
 //!
 //! The server never touches `std::fs` for client data: everything goes
 //! through the [`ftp_storage::Storage`] trait, whose filesystem back-end keeps
@@ -26,6 +27,7 @@ pub mod error;
 pub mod limits;
 pub mod lockout;
 pub mod outbox;
+pub mod quota;
 pub mod server;
 pub mod session;
 pub mod users;

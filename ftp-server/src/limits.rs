@@ -20,6 +20,8 @@ pub struct Limits {
     pub transfer_timeout: Duration,
     /// The largest file a client may upload.
     pub max_file_size: u64,
+    /// The bytes each user's home may hold (none: no quota).
+    pub quota_bytes: Option<u64>,
     /// Failed logins after which a connection is closed.
     pub max_auth_failures: u32,
     /// Pause before answering a failed login.
@@ -43,6 +45,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             transfer_timeout: Duration::from_secs(60),
             max_file_size: 64 * 1024 * 1024 * 1024,
+            quota_bytes: None,
             max_auth_failures: 3,
             auth_failure_delay: Duration::from_millis(300),
             lockout_failures: 10,

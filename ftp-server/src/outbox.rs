@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::connection::Connection;
 use crate::error::CmdError;
+use crate::quota::Reservation;
 
 /// Uploads waiting at the most before the session stops reading until the
 /// running commit is done.
@@ -35,6 +36,8 @@ pub struct Finished<U> {
     pub path: String,
     pub size: u64,
     pub digest: Digest,
+    /// Its bytes set aside under the user's quota, if there is one.
+    pub reservation: Option<Reservation>,
 }
 
 #[derive(Debug)]
@@ -48,6 +51,7 @@ enum Slot<U> {
         path: String,
         size: u64,
         digest: Digest,
+        reservation: Option<Reservation>,
     },
 }
 
@@ -118,6 +122,7 @@ impl<U: Upload> Outbox<U> {
                     path: f.path,
                     size: f.size,
                     digest: f.digest,
+                    reservation: f.reservation,
                 };
             }
         }
@@ -148,9 +153,18 @@ impl<U: Upload> Outbox<U> {
     pub fn settle(&mut self, results: Vec<Result<(), StorageError>>) {
         let mut results = results.into_iter();
         for slot in self.slots.iter_mut() {
-            if let Slot::Committing { path, size, digest } = slot {
+            if let Slot::Committing {
+                path,
+                size,
+                digest,
+                reservation,
+            } = slot
+            {
                 let response = match results.next() {
                     Some(Ok(())) => {
+                        if let Some(r) = reservation.take() {
+                            r.commit();
+                        }
                         tracing::info!(path = %escape(path), bytes = *size, %digest, "stored");
                         Response::Ok
                     }

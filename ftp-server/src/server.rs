@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::lockout::Lockouts;
+use crate::quota::QuotaBook;
 use crate::{Limits, Users, session};
 
 /// What every session of a server shares.
@@ -26,6 +27,7 @@ pub struct Shared<S> {
     pub users: Users,
     pub limits: Limits,
     pub lockouts: Lockouts,
+    pub quotas: Arc<QuotaBook>,
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then stops

@@ -18,6 +18,7 @@ use crate::cmd;
 use crate::connection::Connection;
 use crate::error::CmdError;
 use crate::outbox::Outbox;
+use crate::quota::UserQuota;
 use crate::server::Shared;
 
 /// The server's name and version, sent in the hello reply.
@@ -72,6 +73,11 @@ async fn run<S: Storage>(
     drop(unauthenticated);
     conn.logged_in();
 
+    let quota = UserQuota {
+        book: shared.quotas.clone(),
+        user: user.clone(),
+        quota: shared.limits.quota_bytes,
+    };
     let opener = shared.clone();
     let home = cmd::blocking(move || opener.storage.home(&user)).await?;
     let home = Arc::new(home.map_err(|e| CmdError::storage(e, "~"))?);
@@ -128,7 +134,7 @@ async fn run<S: Storage>(
                     offset,
                     algorithm,
                 };
-                cmd::put::run(conn, &home, &shared.limits, &mut outbox, req).await
+                cmd::put::run(conn, &home, &shared.limits, &mut outbox, &quota, req).await
             }
             Request::Get {
                 path,

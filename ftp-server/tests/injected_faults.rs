@@ -93,6 +93,10 @@ impl Home for FaultyHome {
         self.inner.partial(path, size)
     }
 
+    fn usage(&self) -> Result<u64, StorageError> {
+        self.inner.usage()
+    }
+
     fn resume_upload(
         &self,
         path: &VPath,
@@ -162,6 +166,7 @@ impl Fixture {
             users: Users::load(&users).unwrap(),
             limits: Limits::default(),
             lockouts: Default::default(),
+            quotas: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

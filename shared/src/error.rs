@@ -58,6 +58,7 @@ codes! {
     SHUTTING_DOWN = 19, "server shutting down";
     INTERNAL = 20, "internal server error";
     BAD_OFFSET = 21, "offset out of range";
+    QUOTA_EXCEEDED = 22, "quota exceeded";
 }
 
 impl std::fmt::Debug for ErrorCode {

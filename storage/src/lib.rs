@@ -163,6 +163,9 @@ pub trait Home: Send + Sync + 'static {
         path: &VPath,
         size: u64,
     ) -> Result<(Self::Upload, Self::Reader, u64), StorageError>;
+    /// The bytes held by the regular files of the home (symlinks are not
+    /// followed), for quotas.
+    fn usage(&self) -> Result<u64, StorageError>;
     /// Publishes several finished uploads together, sharing the cost of
     /// flushing them to disk. Each gets its own result, in order.
     fn commit_all(&self, uploads: Vec<Self::Upload>) -> Vec<Result<(), StorageError>> {

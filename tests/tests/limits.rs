@@ -851,3 +851,55 @@ fn slow_handshakes_are_cut_while_a_normal_client_is_served() {
     let _ = RawConn::connect_login(&server, "bob", BOB_PASSWORD);
     server.assert_healthy();
 }
+
+#[test]
+fn quota_refuses_uploads_past_it_before_storing_anything() {
+    let dir = ServerDir::with_users(DEFAULT_USERS);
+    let server = dir.start_args(&["--quota-bytes", "1000000"]);
+    let home = server.home("alice");
+    let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    assert_eq!(
+        conn.put("a.bin", &random_bytes(1, 600_000), None),
+        Response::Ok
+    );
+
+    // 600,000 + 500,000 bytes would pass the quota: refused, nothing stored.
+    match conn.put("b.bin", &random_bytes(2, 500_000), None) {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::QUOTA_EXCEEDED, "{message}");
+            assert!(
+                message.contains("1000000") && message.contains("b.bin"),
+                "{message}"
+            );
+        }
+        other => panic!("an upload past the quota got {other:?}"),
+    }
+    assert!(!home.join("b.bin").exists());
+
+    // Replacing a file with a smaller one frees the difference.
+    let smaller = random_bytes(3, 300_000);
+    assert_eq!(conn.put("a.bin", &smaller, None), Response::Ok);
+    let b = random_bytes(4, 600_000);
+    assert_eq!(conn.put("b.bin", &b, None), Response::Ok);
+    assert_eq!(std::fs::read(home.join("a.bin")).unwrap(), smaller);
+    assert_eq!(std::fs::read(home.join("b.bin")).unwrap(), b);
+    // Now 900,000 bytes are used: 100,001 more do not fit, 100,000 do.
+    match conn.put("c.bin", &random_bytes(5, 100_001), None) {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::QUOTA_EXCEEDED),
+        other => panic!("an upload past the quota got {other:?}"),
+    }
+    assert_eq!(
+        conn.put("c.bin", &random_bytes(6, 100_000), None),
+        Response::Ok
+    );
+
+    // Each user has a quota of their own.
+    let mut bob = RawConn::connect_login(&server, "bob", BOB_PASSWORD);
+    assert_eq!(
+        bob.put("big.bin", &random_bytes(7, 900_000), None),
+        Response::Ok
+    );
+    drop(bob);
+    drop(conn);
+    server.assert_healthy();
+}

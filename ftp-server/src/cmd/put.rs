@@ -33,6 +33,7 @@ use crate::cmd::{blocking, parse_path};
 use crate::connection::Connection;
 use crate::error::CmdError;
 use crate::outbox::{Finished, Outbox};
+use crate::quota::UserQuota;
 
 /// Chunks in flight between the network and the disk.
 const QUEUE: usize = 2;
@@ -79,11 +80,17 @@ pub async fn run<H: Home>(
     home: &Arc<H>,
     limits: &Limits,
     outbox: &mut Outbox<H::Upload>,
+    quota: &UserQuota,
     req: PutRequest,
 ) -> Result<(), CmdError> {
     let path = req.path.as_str();
     let vpath = match check(limits, &req) {
         Ok(vpath) => vpath,
+        Err(e) => return refuse_and_drain(conn, home, limits, outbox, e).await,
+    };
+    // Checked before a byte is written; the upload cannot grow past its size.
+    let reservation = match quota.reserve(home, req.size, path).await {
+        Ok(reservation) => reservation,
         Err(e) => return refuse_and_drain(conn, home, limits, outbox, e).await,
     };
     let small = req.offset == 0 && req.size <= SMALL_FILE;
@@ -211,6 +218,7 @@ pub async fn run<H: Home>(
                 path: req.path,
                 size: req.size,
                 digest,
+                reservation,
             });
             Ok(())
         }

@@ -393,6 +393,23 @@ impl Home for FsHome {
         Ok((upload, reader, written))
     }
 
+    fn usage(&self) -> Result<u64, StorageError> {
+        fn walk(dir: &Dir) -> io::Result<u64> {
+            let mut total = 0;
+            for entry in dir.entries()? {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    total += walk(&entry.open_dir()?)?;
+                } else if kind.is_file() {
+                    total += entry.metadata()?.len();
+                }
+            }
+            Ok(total)
+        }
+        Ok(walk(&self.home)?)
+    }
+
     fn commit_all(&self, uploads: Vec<FsUpload>) -> Vec<Result<(), StorageError>> {
         commit_together(uploads)
     }

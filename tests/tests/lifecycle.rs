@@ -220,3 +220,40 @@ fn idle_sessions_time_out() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     server.assert_healthy();
 }
+
+#[test]
+fn the_accept_loop_survives_running_out_of_file_descriptors() {
+    let mut server = TestServer::start();
+    // A low descriptor limit on the running server: the connections below
+    // exhaust it, and accept(2) starts failing with EMFILE.
+    let pid = server.pid().to_string();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("the soft limit of open files")
+        .to_string();
+    let lowered = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=48:"])
+        .status();
+    if !lowered.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: prlimit cannot lower the server's file limit here");
+        return;
+    }
+    let hogs: Vec<std::net::TcpStream> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(server.addr()).ok())
+        .collect();
+    wait_until(tests::POLL_DEADLINE, "accept to fail with EMFILE", || {
+        server.stderr().contains("accept failed")
+    });
+    assert!(server.is_running(), "the server died of EMFILE");
+    // Once the descriptors are free again, the server serves as before.
+    drop(hogs);
+    let restored = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={soft}:")])
+        .status()
+        .expect("run prlimit");
+    assert!(restored.success());
+    server.assert_healthy();
+}

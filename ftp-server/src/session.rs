@@ -41,6 +41,11 @@ pub async fn serve<S: Storage>(
                 let _ = conn.send(reply).await;
             }
             match e {
+                CmdError::Codec(ftp_shared::CodecError::Io(ref io))
+                    if io.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    tracing::info!("closed: the peer stopped taking replies")
+                }
                 CmdError::Codec(ref c) if !c.is_protocol_violation() => {
                     tracing::debug!("connection lost: {c}")
                 }

@@ -903,3 +903,59 @@ fn quota_refuses_uploads_past_it_before_storing_anything() {
     drop(conn);
     server.assert_healthy();
 }
+
+#[test]
+fn stalled_transfers_are_cut_by_the_transfer_timeout() {
+    use bytes::Bytes;
+    use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm};
+    let dir = ServerDir::with_users(DEFAULT_USERS);
+    let server = dir.start_args(&["--transfer-timeout", "1"]);
+    let home = server.home("alice");
+
+    // A peer that stops sending in the middle of an upload.
+    let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    conn.send(&Request::Put {
+        path: "stalled.bin".into(),
+        size: 10 * CHUNK_SIZE as u64,
+        offset: 0,
+        algorithm: DigestAlgorithm::Sha256,
+    })
+    .unwrap();
+    conn.send(&Request::Data(Bytes::from(random_bytes(1, CHUNK_SIZE))))
+        .unwrap();
+    let started = Instant::now();
+    conn.expect_error_then_closed(ErrorCode::TIMEOUT, "a stalled upload");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "cut after {waited:?}"
+    );
+    assert!(!home.join("stalled.bin").exists());
+
+    // A peer that stops reading in the middle of a download far larger than
+    // the socket buffers.
+    let big = random_bytes(2, 64 * 1024 * 1024);
+    let mut setup = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    assert_eq!(setup.put("big.bin", &big, None), Response::Ok);
+    drop(setup);
+    let mut reader = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    reader
+        .send(&Request::Get {
+            path: "big.bin".into(),
+            offset: 0,
+            algorithm: DigestAlgorithm::Sha256,
+        })
+        .unwrap();
+    tests::wait_until(Duration::from_secs(10), "the server to give up", || {
+        server.stderr().contains("the peer stopped taking replies")
+    });
+    // What was already in flight can be read, then the connection ends short.
+    let mut received = 0usize;
+    while let Some(reply) = reader.recv() {
+        if let Response::Data(d) = reply {
+            received += d.len();
+        }
+    }
+    assert!(received < big.len(), "the whole file arrived: {received}");
+    server.assert_healthy();
+}

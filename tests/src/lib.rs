@@ -63,7 +63,7 @@ pub use hostile::{decode_escapes, hostile_lines, hostile_paths};
 pub use planted::{
     BOB_SECRET, Entry, OUTSIDE_SECRET, assert_reveals_nothing, outside_alice, plant, snapshot,
 };
-pub use raw::{RawConn, RecordedLogin, frame_of, read_frame, read_msg, write_msg};
+pub use raw::{RawConn, RecordedLogin, SentLogin, frame_of, read_frame, read_msg, write_msg};
 pub use server::{
     HEALTH_PROBE, HEALTHY_WITHIN, HealthCheck, SENTINEL, ServerDir, TestServer, write_users_file,
 };

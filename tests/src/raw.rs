@@ -10,7 +10,7 @@ use bytes::Bytes;
 use bytes::BytesMut;
 use ftp_shared::codec::{LENGTH_PREFIX, MAX_FRAME, decode_body, encode_frame};
 use ftp_shared::message::{CHUNK_SIZE, Hasher, MAGIC, PROTOCOL_VERSION};
-use ftp_shared::scram::{ClientFirst, ScramKeys};
+use ftp_shared::scram::{ClientFinal, ClientFirst, ScramKeys};
 use ftp_shared::{Digest, ErrorCode, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -73,6 +73,16 @@ pub struct RawConn {
 pub struct RecordedLogin {
     pub client_first: String,
     pub client_final: String,
+}
+
+/// What [`RawConn::send_login`] sent, and what it needs to check the reply.
+#[derive(Debug)]
+pub struct SentLogin {
+    pub recorded: RecordedLogin,
+    /// The iteration count of the server's challenge.
+    pub iterations: u32,
+    /// Checks the server's `AuthOk`.
+    pub last: ClientFinal,
 }
 
 impl RawConn {
@@ -202,13 +212,10 @@ impl RawConn {
         self.login_recorded(user, password).map(|_| ())
     }
 
-    /// A full SCRAM login that returns the messages the client sent, for replaying.
-    /// The server's signature is verified.
-    pub fn login_recorded(
-        &mut self,
-        user: &str,
-        password: &str,
-    ) -> Result<RecordedLogin, Response> {
+    /// The client's half of a SCRAM login: `AuthStart`, the challenge (whose
+    /// absence is returned as `Err` with the reply), then the `AuthFinish` of
+    /// `password`. The server's answer to `AuthFinish` is left unread.
+    pub fn send_login(&mut self, user: &str, password: &str) -> Result<SentLogin, Response> {
         let first = ClientFirst::new(user);
         let client_first = first.message();
         self.send(&Request::AuthStart {
@@ -223,24 +230,37 @@ impl RawConn {
         let challenge = first
             .handle_server_first(&server_first)
             .expect("a valid server-first-message");
-        let keys = ScramKeys::derive(
-            password.as_bytes(),
-            challenge.salt(),
-            challenge.iterations(),
-        );
+        let iterations = challenge.iterations();
+        let keys = ScramKeys::derive(password.as_bytes(), challenge.salt(), iterations);
         let (last, client_final) = challenge.finish(&keys);
         self.send(&Request::AuthFinish {
             client_final: client_final.clone(),
         })
         .expect("send AuthFinish");
+        Ok(SentLogin {
+            recorded: RecordedLogin {
+                client_first,
+                client_final,
+            },
+            iterations,
+            last,
+        })
+    }
+
+    /// A full SCRAM login that returns the messages the client sent, for replaying.
+    /// The server's signature is verified.
+    pub fn login_recorded(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> Result<RecordedLogin, Response> {
+        let sent = self.send_login(user, password)?;
         match self.recv() {
             Some(Response::AuthOk { server_final }) => {
-                last.verify_server_final(&server_final)
+                sent.last
+                    .verify_server_final(&server_final)
                     .expect("the server proves it knows the verifier");
-                Ok(RecordedLogin {
-                    client_first,
-                    client_final,
-                })
+                Ok(sent.recorded)
             }
             Some(other) => Err(other),
             None => panic!("the server closed the connection instead of answering the login"),

@@ -16,32 +16,14 @@ use ftp_shared::scram::{ScramError, ServerFirst, StoredCredentials, parse_client
 use ftp_shared::{Digest, ErrorCode, Request, Response};
 use tests::{ALICE_PASSWORD, RawConn, TestServer, read_msg, snapshot, write_msg};
 
-/// Sends `AuthStart` for `user`, takes the challenge (which must come) and
-/// sends the `AuthFinish` of `password`; returns the challenge's iterations.
-/// The reply to `AuthFinish` is left for the caller to read.
-fn send_login(conn: &mut RawConn, user: &str, password: &str) -> u32 {
-    let first = ftp_shared::scram::ClientFirst::new(user);
-    conn.send(&Request::AuthStart {
-        client_first: first.message(),
-    })
-    .unwrap();
-    let Some(Response::AuthChallenge { server_first }) = conn.recv() else {
-        panic!("no challenge for {user}");
-    };
-    let challenge = first.handle_server_first(&server_first).unwrap();
-    let iterations = challenge.iterations();
-    let keys =
-        ftp_shared::scram::ScramKeys::derive(password.as_bytes(), challenge.salt(), iterations);
-    let (_, client_final) = challenge.finish(&keys);
-    conn.send(&Request::AuthFinish { client_final }).unwrap();
-    iterations
-}
-
 /// Runs a failed login on a fresh connection and returns the exact bytes of
 /// the failure reply (the challenge must come first).
 fn failed_login_reply(server: &TestServer, user: &str, password: &str) -> Vec<u8> {
     let mut conn = RawConn::connect_hello(server);
-    let iterations = send_login(&mut conn, user, password);
+    let iterations = conn
+        .send_login(user, password)
+        .expect("a challenge")
+        .iterations;
     assert_eq!(iterations, tests::ITERATIONS, "{user}: iterations");
     conn.recv_raw().expect("a reply to the failed login")
 }
@@ -210,7 +192,7 @@ fn three_failed_logins_close_the_connection() {
         }
     }
     // The third failure is answered, then the connection closes.
-    send_login(&mut conn, "alice", "wrong");
+    conn.send_login("alice", "wrong").expect("a challenge");
     conn.expect_error_then_closed(ErrorCode::AUTH_FAILED, "third failure");
 
     // Other connections are not affected: the right password still works.

@@ -208,22 +208,7 @@ fn login_on(stream: &mut TcpStream, user: &str, password: &str) -> Result<(), Op
 /// the `AuthFinish` of `password`; returns the exact bytes of the reply.
 #[track_caller]
 fn login_reply_bytes(conn: &mut RawConn, user: &str, password: &str) -> Vec<u8> {
-    let first = ClientFirst::new(user);
-    conn.send(&Request::AuthStart {
-        client_first: first.message(),
-    })
-    .unwrap();
-    let Some(Response::AuthChallenge { server_first }) = conn.recv() else {
-        panic!("no challenge for {user}");
-    };
-    let challenge = first.handle_server_first(&server_first).unwrap();
-    let keys = ScramKeys::derive(
-        password.as_bytes(),
-        challenge.salt(),
-        challenge.iterations(),
-    );
-    let (_, client_final) = challenge.finish(&keys);
-    conn.send(&Request::AuthFinish { client_final }).unwrap();
+    conn.send_login(user, password).expect("a challenge");
     conn.recv_raw().expect("a reply to the login")
 }
 

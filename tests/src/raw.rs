@@ -9,7 +9,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use bytes::Bytes;
 use bytes::BytesMut;
 use ftp_shared::codec::{LENGTH_PREFIX, MAX_FRAME, decode_body, encode_frame};
-use ftp_shared::message::{CHUNK_SIZE, Hasher, MAGIC, PROTOCOL_VERSION};
+use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher, MAGIC, PROTOCOL_VERSION};
 use ftp_shared::scram::{ClientFinal, ClientFirst, ScramKeys};
 use ftp_shared::{Digest, ErrorCode, Request, Response};
 use serde::Serialize;
@@ -267,6 +267,17 @@ impl RawConn {
         }
     }
 
+    /// Sends `Put { path, size, offset }` (SHA-256) and nothing after it.
+    pub fn send_put(&mut self, path: &str, size: u64, offset: u64) {
+        self.send(&Request::Put {
+            path: path.into(),
+            size,
+            offset,
+            algorithm: DigestAlgorithm::Sha256,
+        })
+        .expect("send Put");
+    }
+
     /// Sends `Put { path, size: data.len() }`, the data in [`CHUNK_SIZE`]
     /// frames and `PutEnd` with `digest` (the true digest when `None`), and
     /// returns the reply. Must be logged in.
@@ -283,14 +294,8 @@ impl RawConn {
         data: &[u8],
         digest: Option<Digest>,
     ) -> Response {
-        self.send(&Request::Put {
-            path: path.into(),
-            size,
-            offset: 0,
-            algorithm: ftp_shared::message::DigestAlgorithm::Sha256,
-        })
-        .expect("send Put");
-        let mut hasher = Hasher::new(ftp_shared::message::DigestAlgorithm::Sha256);
+        self.send_put(path, size, 0);
+        let mut hasher = Hasher::new(DigestAlgorithm::Sha256);
         for chunk in data.chunks(CHUNK_SIZE) {
             hasher.update(chunk);
             self.send(&Request::Data(Bytes::from(chunk.to_vec())))
@@ -307,7 +312,7 @@ impl RawConn {
         self.send(&Request::Get {
             path: path.into(),
             offset: 0,
-            algorithm: ftp_shared::message::DigestAlgorithm::Sha256,
+            algorithm: DigestAlgorithm::Sha256,
         })
         .expect("send Get");
         let size = match self.expect_reply() {
@@ -315,7 +320,7 @@ impl RawConn {
             other => return Err(other),
         };
         let mut data = Vec::new();
-        let mut hasher = Hasher::new(ftp_shared::message::DigestAlgorithm::Sha256);
+        let mut hasher = Hasher::new(DigestAlgorithm::Sha256);
         loop {
             match self.expect_reply() {
                 Response::Data(chunk) => {

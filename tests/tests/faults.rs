@@ -106,13 +106,7 @@ impl Errors {
 
 /// Starts an upload of `size` bytes to `path` and sends `data` (fewer bytes).
 fn start_put(conn: &mut RawConn, path: &str, size: u64, data: &[u8]) {
-    conn.send(&Request::Put {
-        path: path.into(),
-        size,
-        offset: 0,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put(path, size, 0);
     for chunk in data.chunks(CHUNK_SIZE) {
         conn.send(&Request::Data(Bytes::copy_from_slice(chunk)))
             .unwrap();
@@ -715,13 +709,7 @@ fn cut_upload_publishes_nothing_and_keeps_the_old_version() {
     let home = server.home("alice");
     let size = 10 * 1024 * 1024;
     let start_put = |conn: &mut RawConn, name: &str| {
-        conn.send(&Request::Put {
-            path: name.into(),
-            size,
-            offset: 0,
-            algorithm: DigestAlgorithm::Sha256,
-        })
-        .unwrap();
+        conn.send_put(name, size, 0);
     };
 
     let mut kept = Vec::new();
@@ -788,13 +776,7 @@ fn cut_upload_publishes_nothing_and_keeps_the_old_version() {
     );
     let mut whole = head;
     whole.extend(random_bytes(9, size as usize - 1000));
-    conn.send(&Request::Put {
-        path: "doc.bin".into(),
-        size,
-        offset: 1000,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("doc.bin", size, 1000);
     for chunk in whole[1000..].chunks(CHUNK_SIZE) {
         conn.send(&Request::Data(Bytes::copy_from_slice(chunk)))
             .unwrap();
@@ -810,13 +792,7 @@ fn cut_upload_publishes_nothing_and_keeps_the_old_version() {
     server.wait_uploads_settled(&[4 * CHUNK_SIZE as u64]);
 
     // A resume from an offset the server does not hold is refused.
-    conn.send(&Request::Put {
-        path: "doc.bin".into(),
-        size,
-        offset: 5,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("doc.bin", size, 5);
     match conn.expect_reply() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::BAD_OFFSET),
         other => panic!("a resume without kept bytes got {other:?}"),
@@ -1111,22 +1087,10 @@ fn error_replies_reveal_nothing_of_the_host() {
         Some(ftp_shared::Digest::Sha256([1; 32])),
     ));
     errors.note(conn.put_sized("size.bin", 10, b"abc", None));
-    conn.send(&Request::Put {
-        path: "huge.bin".into(),
-        size: u64::MAX,
-        offset: 0,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("huge.bin", u64::MAX, 0);
     errors.note(conn.expect_reply());
     conn.send(&Request::PutCancel).unwrap();
-    conn.send(&Request::Put {
-        path: "resume.bin".into(),
-        size: 100,
-        offset: 50,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("resume.bin", 100, 50);
     errors.note(conn.expect_reply());
     conn.send(&Request::PutCancel).unwrap();
     assert!(conn.is_alive());

@@ -7,7 +7,6 @@
 //! scenario ends with [`tests::TestServer::assert_healthy`].
 
 use bytes::Bytes;
-use ftp_shared::message::DigestAlgorithm;
 use ftp_shared::{ErrorCode, Request, Response};
 use tests::{
     ALICE_PASSWORD, BOB_PASSWORD, RawConn, TestServer, frame_of, login, no_progress, random_bytes,
@@ -159,26 +158,14 @@ fn refused_and_cancelled_uploads_keep_the_session_usable() {
     let server = TestServer::start();
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
     // Too large: refused at once; the client then cancels.
-    conn.send(&Request::Put {
-        path: "huge.bin".into(),
-        size: 1 << 50,
-        offset: 0,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("huge.bin", 1 << 50, 0);
     match conn.expect_reply() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::TOO_LARGE),
         other => panic!("{other:?}"),
     }
     conn.send(&Request::PutCancel).unwrap();
     // Cancelled by the client mid-way.
-    conn.send(&Request::Put {
-        path: "cancelled.bin".into(),
-        size: 1000,
-        offset: 0,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("cancelled.bin", 1000, 0);
     conn.send(&Request::Data(Bytes::from(vec![1u8; 500])))
         .unwrap();
     conn.send(&Request::PutCancel).unwrap();

@@ -85,13 +85,7 @@ fn sigterm_lets_a_running_upload_finish_then_exits_zero() {
     let mut server = dir.start_args(&["--shutdown-grace", "10"]);
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
     let data = random_bytes(9, 2 * CHUNK_SIZE + 5);
-    conn.send(&Request::Put {
-        path: "during-shutdown.bin".into(),
-        size: data.len() as u64,
-        offset: 0,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("during-shutdown.bin", data.len() as u64, 0);
     conn.send(&Request::Data(Bytes::from(data[..CHUNK_SIZE].to_vec())))
         .unwrap();
     wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {
@@ -134,13 +128,7 @@ fn sigterm_aborts_an_upload_that_outlasts_the_grace_period() {
     let dir = tests::ServerDir::with_users(tests::DEFAULT_USERS);
     let mut server = dir.start_args(&["--shutdown-grace", "1"]);
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
-    conn.send(&Request::Put {
-        path: "too-slow.bin".into(),
-        size: 10 * CHUNK_SIZE as u64,
-        offset: 0,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("too-slow.bin", 10 * CHUNK_SIZE as u64, 0);
     conn.send(&Request::Data(Bytes::from(random_bytes(10, CHUNK_SIZE))))
         .unwrap();
     wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {

@@ -899,13 +899,7 @@ fn stalled_transfers_are_cut_by_the_transfer_timeout() {
 
     // A peer that stops sending in the middle of an upload.
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
-    conn.send(&Request::Put {
-        path: "stalled.bin".into(),
-        size: 10 * CHUNK_SIZE as u64,
-        offset: 0,
-        algorithm: DigestAlgorithm::Sha256,
-    })
-    .unwrap();
+    conn.send_put("stalled.bin", 10 * CHUNK_SIZE as u64, 0);
     conn.send(&Request::Data(Bytes::from(random_bytes(1, CHUNK_SIZE))))
         .unwrap();
     let started = Instant::now();

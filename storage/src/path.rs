@@ -127,22 +127,13 @@ impl fmt::Display for VPath {
     }
 }
 
-/// Characters refused anywhere in a path: controls (C0, DEL, C1), line and
-/// paragraph separators, bidirectional overrides and isolates, and zero-width /
-/// format characters. They could forge replies or logs, or make two different
-/// names look identical.
+/// Characters refused anywhere in a path: exactly those the protocol's text
+/// escaping would have to escape (controls, line and paragraph separators,
+/// bidirectional overrides and isolates, zero-width and format characters).
+/// They could forge replies or logs, or make two different names look
+/// identical.
 fn is_forbidden_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{FEFF}'
-        )
+    ftp_shared::text::is_unsafe_char(c)
 }
 
 /// Checks a user name: 1 to 32 characters from `[a-z0-9_.-]`, the first one

@@ -56,6 +56,9 @@ impl CmdError {
             StorageError::NotARegularFile => ErrorCode::NOT_A_FILE,
             StorageError::PermissionDenied => ErrorCode::PERMISSION_DENIED,
             StorageError::StorageFull => ErrorCode::NO_SPACE,
+            StorageError::DirectoryNotEmpty => ErrorCode::DIRECTORY_NOT_EMPTY,
+            // The paths are fine as text, but the move they ask for is not.
+            StorageError::InvalidMove => ErrorCode::INVALID_PATH,
             StorageError::Io(source) => {
                 tracing::error!(path = %escape(path), error = %source, "storage I/O error");
                 ErrorCode::INTERNAL

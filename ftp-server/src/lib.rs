@@ -4,7 +4,8 @@
 //! - [`server`]: the accept loop, connection limits and graceful shutdown ([`run`]).
 //! - [`connection`]: framed reading and writing of one TCP connection.
 //! - [`session`]: one client's life: hello, login, then commands until quit.
-//! - [`cmd`]: one module per request (`auth`, `put`, `get`, `mkdir`, `partial`).
+//! - [`cmd`]: one module per request (`auth`, `put`, `get`, `mkdir`, `partial`,
+//!   `list`, `stat`, `remove`, `rmdir`, `rename`).
 //! - [`outbox`]: replies in order, with pipelined uploads committed in groups.
 //! - [`error`]: the one place that maps failures to wire error codes and
 //!   decides between "reply and continue" and "reply and close".

@@ -8,7 +8,8 @@
 //! failed one gives it back. The used bytes are measured from the home when
 //! an account is first needed, and measured again before an upload would be
 //! refused, since replacing or resuming files can make the running count
-//! too high.
+//! too high. Removing or renaming (over) a file forgets the used bytes, so
+//! that the next upload measures them again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,14 @@ impl UserQuota {
         }
     }
 
+    /// Files were removed or replaced: the used bytes are measured again
+    /// before the next reservation (reservations in progress are kept).
+    pub fn forget_used(&self) {
+        if self.quota.is_some() {
+            self.book.forget_used(&self.user);
+        }
+    }
+
     async fn measure_and_reserve<H: Home>(
         &self,
         home: &Arc<H>,
@@ -84,6 +93,8 @@ pub struct QuotaBook {
 #[derive(Debug, Clone, Copy, Default)]
 struct Account {
     used: u64,
+    /// Whether `used` was measured (and is kept up to date since).
+    measured: bool,
     reserved: u64,
 }
 
@@ -103,12 +114,26 @@ impl QuotaBook {
 
     /// Whether `user`'s used bytes are known.
     pub fn is_known(&self, user: &str) -> bool {
-        self.with(|a| a.contains_key(user))
+        self.with(|a| a.get(user).is_some_and(|account| account.measured))
     }
 
     /// Records the bytes `user`'s home uses now (measured from the disk).
     pub fn set_used(&self, user: &str, used: u64) {
-        self.with(|a| a.entry(user.to_string()).or_default().used = used);
+        self.with(|a| {
+            let account = a.entry(user.to_string()).or_default();
+            account.used = used;
+            account.measured = true;
+        });
+    }
+
+    /// Makes `user`'s used bytes unknown, to be measured again; what uploads
+    /// in progress reserved stays reserved.
+    pub fn forget_used(&self, user: &str) {
+        self.with(|a| {
+            if let Some(account) = a.get_mut(user) {
+                account.measured = false;
+            }
+        });
     }
 
     /// Reserves `bytes` for an upload of `user`, if that fits in `quota`.
@@ -174,5 +199,21 @@ mod tests {
             book.reserve("bob", 1000, 1000).is_some(),
             "accounts are separate"
         );
+    }
+
+    #[test]
+    fn forgotten_usage_is_unknown_and_reservations_stay() {
+        let book = Arc::new(QuotaBook::default());
+        assert!(!book.is_known("alice"));
+        book.set_used("alice", 900);
+        assert!(book.is_known("alice"));
+        let r = book.reserve("alice", 100, 1000).expect("fits");
+        book.forget_used("alice");
+        assert!(!book.is_known("alice"));
+        // Measured again: the files were deleted, the reservation holds.
+        book.set_used("alice", 0);
+        assert!(book.reserve("alice", 901, 1000).is_none(), "100 reserved");
+        assert!(book.reserve("alice", 900, 1000).is_some());
+        drop(r);
     }
 }

@@ -152,6 +152,11 @@ async fn run<S: Storage>(
                 size,
                 algorithm,
             } => cmd::partial::run(conn, &home, &path, size, algorithm).await,
+            Request::List { path } => cmd::list::run(conn, &home, &path).await,
+            Request::Stat { path } => cmd::stat::run(conn, &home, &path).await,
+            Request::Remove { path } => cmd::remove::run(conn, &home, &quota, &path).await,
+            Request::Rmdir { path } => cmd::rmdir::run(conn, &home, &path).await,
+            Request::Rename { from, to } => cmd::rename::run(conn, &home, &quota, &from, &to).await,
             Request::Quit => {
                 conn.send(Response::Ok).await?;
                 return Ok(());

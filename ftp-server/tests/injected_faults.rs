@@ -15,7 +15,7 @@ use ftp_server::{Limits, Shared, Users};
 use ftp_shared::ErrorCode;
 use ftp_shared::scram::StoredCredentials;
 use ftp_storage::{
-    FsHome, FsReader, FsStorage, FsUpload, Home, Storage, StorageError, Upload, VPath,
+    Entry, FsHome, FsReader, FsStorage, FsUpload, Home, Storage, StorageError, Upload, VPath,
 };
 
 /// What the storage should do wrong.
@@ -95,6 +95,26 @@ impl Home for FaultyHome {
 
     fn usage(&self) -> Result<u64, StorageError> {
         self.inner.usage()
+    }
+
+    fn list(&self, path: Option<&VPath>) -> Result<Vec<Entry>, StorageError> {
+        self.inner.list(path)
+    }
+
+    fn stat(&self, path: Option<&VPath>) -> Result<Entry, StorageError> {
+        self.inner.stat(path)
+    }
+
+    fn remove(&self, path: &VPath) -> Result<(), StorageError> {
+        self.inner.remove(path)
+    }
+
+    fn rmdir(&self, path: &VPath) -> Result<(), StorageError> {
+        self.inner.rmdir(path)
+    }
+
+    fn rename(&self, from: &VPath, to: &VPath) -> Result<(), StorageError> {
+        self.inner.rename(from, to)
     }
 
     fn resume_upload(

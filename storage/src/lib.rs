@@ -43,6 +43,7 @@ pub mod fs;
 pub mod path;
 
 pub use fs::{FsHome, FsReader, FsStorage, FsUpload};
+pub use ftp_shared::message::{Entry, EntryKind};
 pub use path::{PathError, VPath, validate_user_name};
 
 use std::io;
@@ -74,6 +75,12 @@ pub enum StorageError {
     /// The disk or the quota is full.
     #[error("no space left on the server")]
     StorageFull,
+    /// A directory to remove, or to replace by a rename, is not empty.
+    #[error("directory not empty")]
+    DirectoryNotEmpty,
+    /// A rename would move a directory inside itself.
+    #[error("cannot move a directory inside itself")]
+    InvalidMove,
     /// Any other I/O failure; the cause is kept for logs, never displayed.
     #[error("storage error")]
     Io(#[source] io::Error),
@@ -93,6 +100,7 @@ impl From<io::Error> for StorageError {
                 Some(StorageError::PermissionDenied)
             }
             Some(libc::ENOSPC | libc::EDQUOT) => Some(StorageError::StorageFull),
+            Some(libc::ENOTEMPTY) => Some(StorageError::DirectoryNotEmpty),
             Some(_) => None,
             // No errno: cap-std's own errors, e.g. its escape error, which is
             // `ErrorKind::PermissionDenied` with a message of its own.
@@ -105,6 +113,7 @@ impl From<io::Error> for StorageError {
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
                     Some(StorageError::StorageFull)
                 }
+                io::ErrorKind::DirectoryNotEmpty => Some(StorageError::DirectoryNotEmpty),
                 _ => None,
             },
         };
@@ -163,6 +172,33 @@ pub trait Home: Send + Sync + 'static {
         path: &VPath,
         size: u64,
     ) -> Result<(Self::Upload, Self::Reader, u64), StorageError>;
+    /// Lists a directory: `None` is the home, a path is resolved like
+    /// [`Home::open_read`] (symlinks that stay inside the home are followed,
+    /// also as the last component). Each entry is described as it is, a
+    /// symlink as a symlink (lstat). When the path does not lead to a
+    /// directory (a file, a FIFO, a broken symlink or one that leads outside
+    /// the home), the one entry describing the named thing itself. Names that
+    /// are not UTF-8 are given in their lossy form. Sorted by name.
+    fn list(&self, path: Option<&VPath>) -> Result<Vec<Entry>, StorageError>;
+    /// Describes what `path` designates (`None`: the home, named ""),
+    /// following symlinks that stay inside the home: one leading outside is
+    /// `PermissionDenied`, a broken one `NotFound`. The name is the last
+    /// component of the path.
+    fn stat(&self, path: Option<&VPath>) -> Result<Entry, StorageError>;
+    /// Deletes a file, a symlink (never what it points to) or another
+    /// non-directory; a directory is `IsADirectory`.
+    fn remove(&self, path: &VPath) -> Result<(), StorageError>;
+    /// Deletes an empty directory: `DirectoryNotEmpty` if it holds anything,
+    /// `NotADirectory` for anything else (a symlink to a directory too: it
+    /// is not followed).
+    fn rmdir(&self, path: &VPath) -> Result<(), StorageError>;
+    /// Renames `from` to `to` in one atomic step (neither last component is
+    /// followed if it is a symlink). An existing file at `to` is replaced; an
+    /// existing directory only by a directory, and only when empty
+    /// (`DirectoryNotEmpty`). A directory into itself is `InvalidMove`; a
+    /// file over a directory `IsADirectory`, a directory over a file
+    /// `NotADirectory`. Renaming an existing name to itself does nothing.
+    fn rename(&self, from: &VPath, to: &VPath) -> Result<(), StorageError>;
     /// The bytes held by the regular files of the home (symlinks are not
     /// followed), for quotas.
     fn usage(&self) -> Result<u64, StorageError>;

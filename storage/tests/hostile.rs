@@ -1,9 +1,11 @@
 //! Every hostile path of the workspace's `tests/data/hostile-paths.txt` (plus
 //! paths through planted symlinks, a FIFO and a hard link) used as an upload
-//! target, a download source and a mkdir target must either fail or act
+//! target, a download source, a mkdir target, a path to list, describe,
+//! remove or rmdir, and either side of a rename must either fail or act
 //! strictly inside alice's home: nothing outside it changes, nothing outside
-//! it is read.
+//! it is read, listed or described.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::mpsc;
@@ -83,10 +85,91 @@ enum Op {
     Read,
     Mkdir,
     MkdirParents,
+    List,
+    Stat,
+    Remove,
+    Rmdir,
+    /// The path renamed to a fresh name.
+    RenameFrom,
+    /// A fresh file renamed to the path.
+    RenameTo,
 }
 
-fn perform(home: &FsHome, op: Op, path: &VPath) -> Result<Option<Vec<u8>>, StorageError> {
+const ALL_OPS: [Op; 10] = [
+    Op::Upload,
+    Op::Read,
+    Op::Mkdir,
+    Op::MkdirParents,
+    Op::List,
+    Op::Stat,
+    Op::Remove,
+    Op::Rmdir,
+    Op::RenameFrom,
+    Op::RenameTo,
+];
+
+/// Every name in alice's home (symlinks not followed), the only names a
+/// listing may show.
+fn names_in(dir: &Path) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        names.insert(entry.file_name().to_string_lossy().into_owned());
+        if entry.file_type().unwrap().is_dir() {
+            names.extend(names_in(&entry.path()));
+        }
+    }
+    names
+}
+
+/// Panics unless `path`, resolved by the host with every symlink followed,
+/// lies inside `home` (what `stat` described must be alice's).
+fn assert_resolves_inside(home: &Path, path: &VPath, label: &str) {
+    let resolved = std::fs::canonicalize(home.join(path.as_str()))
+        .unwrap_or_else(|e| panic!("{label:?}: described, but does not resolve: {e}"));
+    let home = std::fs::canonicalize(home).unwrap();
+    assert!(
+        resolved.starts_with(&home),
+        "{label:?}: described {} outside the home",
+        resolved.display()
+    );
+}
+
+/// Performs `op` on `path` (case number `i`); what a read brought back.
+fn perform(fx: &Fixture, op: Op, path: &VPath, i: usize) -> Result<Option<Vec<u8>>, StorageError> {
+    let home = &fx.home;
+    let alice = fx.tmp.path().join("root/alice");
     match op {
+        Op::List => {
+            let entries = home.list(Some(path))?;
+            let known = names_in(&alice);
+            for entry in &entries {
+                assert!(
+                    known.contains(&entry.name),
+                    "listing {path} showed {:?}, which is not in alice's home",
+                    entry.name
+                );
+            }
+            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            Ok(Some(names.join("\n").into_bytes()))
+        }
+        Op::Stat => {
+            let entry = home.stat(Some(path))?;
+            assert_eq!(entry.name, path.file_name());
+            assert_resolves_inside(&alice, path, path.as_str());
+            Ok(None)
+        }
+        Op::Remove => home.remove(path).map(|()| None),
+        Op::Rmdir => home.rmdir(path).map(|()| None),
+        Op::RenameFrom => home
+            .rename(path, &VPath::parse(&format!("renamed-{i}")).unwrap())
+            .map(|()| None),
+        Op::RenameTo => {
+            let victim = format!("victim-{i}.txt");
+            std::fs::write(alice.join(&victim), b"PWNED").unwrap();
+            home.rename(&VPath::parse(&victim).unwrap(), path)
+                .map(|()| None)
+        }
         Op::Upload => {
             let mut up = home.create_upload(path, 0)?;
             up.write_all(b"PWNED").map_err(StorageError::from)?;
@@ -122,7 +205,7 @@ fn run_phase(op: Op, cases: &[(String, Vec<u8>, bool)], passwd: &Option<Vec<u8>>
     let base = fx.tmp.path();
     let before = outside_alice(base);
     let (mut invalid_utf8, mut refused_parse, mut refused_storage, mut inside) = (0, 0, 0, 0);
-    for (label, bytes, must_be_invalid) in cases {
+    for (i, (label, bytes, must_be_invalid)) in cases.iter().enumerate() {
         let text = match String::from_utf8(bytes.clone()) {
             Ok(text) => {
                 assert!(!must_be_invalid, "{label:?} decoded to valid UTF-8");
@@ -143,7 +226,7 @@ fn run_phase(op: Op, cases: &[(String, Vec<u8>, bool)], passwd: &Option<Vec<u8>>
             }
         };
         let started = Instant::now();
-        match perform(&fx.home, op, &path) {
+        match perform(&fx, op, &path, i) {
             Ok(data) => {
                 inside += 1;
                 if let Some(data) = data {
@@ -211,7 +294,7 @@ fn hostile_paths_stay_inside_home() {
                 .map(|p| (p.to_string(), p.as_bytes().to_vec(), false)),
         );
         let passwd = std::fs::read("/etc/passwd").ok();
-        for op in [Op::Upload, Op::Read, Op::Mkdir, Op::MkdirParents] {
+        for op in ALL_OPS {
             run_phase(op, &cases, &passwd);
         }
     });
@@ -287,5 +370,71 @@ fn parent_swapped_for_outside_symlink_before_commit() {
                 .count(),
             0
         );
+    });
+}
+
+#[test]
+fn planted_entries_are_listed_described_and_removed_as_themselves() {
+    with_watchdog(|| {
+        use ftp_storage::EntryKind;
+        let fx = fixture();
+        let base = fx.tmp.path();
+        let before = outside_alice(base);
+        let vp = |p: &str| VPath::parse(p).unwrap();
+        let escaping = [
+            "link_to_etc",
+            "link_to_outside",
+            "link_to_outside_rel",
+            "link_to_parent",
+            "link_to_root_self",
+            "link_to_bob",
+            "proc_link",
+            "loop_link",
+        ];
+        for link in escaping {
+            // The link itself, never what it points to.
+            let listed = fx.home.list(Some(&vp(link))).unwrap();
+            assert_eq!(listed.len(), 1, "{link}: {listed:?}");
+            assert_eq!(listed[0].kind, EntryKind::Symlink, "{link}");
+            let err = fx.home.stat(Some(&vp(link))).expect_err(link);
+            assert!(
+                matches!(err, StorageError::PermissionDenied),
+                "{link}: {err:?}"
+            );
+            let err = fx.home.rmdir(&vp(link)).expect_err(link);
+            assert!(
+                matches!(err, StorageError::NotADirectory),
+                "{link}: {err:?}"
+            );
+        }
+        let started = Instant::now();
+        let fifo = fx.home.list(Some(&vp("fifo"))).unwrap();
+        assert_eq!(fifo[0].kind, EntryKind::Other);
+        assert_eq!(
+            fx.home.stat(Some(&vp("fifo"))).unwrap().kind,
+            EntryKind::Other
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the FIFO blocked"
+        );
+        for link in escaping {
+            fx.home.remove(&vp(link)).unwrap();
+        }
+        fx.home.remove(&vp("hardlink.txt")).unwrap();
+        fx.home.remove(&vp("fifo")).unwrap();
+        assert_eq!(before, outside_alice(base));
+        assert_eq!(
+            std::fs::read(base.join("outside/secret.txt")).unwrap(),
+            OUTSIDE_SECRET
+        );
+        let left: Vec<_> = fx
+            .home
+            .list(None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(left, ["ok.txt", "sub"]);
     });
 }

@@ -47,7 +47,12 @@ pub async fn login<S: Storage>(
                 | Request::PutCancel
                 | Request::Get { .. }
                 | Request::Mkdir { .. }
-                | Request::Partial { .. },
+                | Request::Partial { .. }
+                | Request::List { .. }
+                | Request::Stat { .. }
+                | Request::Remove { .. }
+                | Request::Rmdir { .. }
+                | Request::Rename { .. },
             ) => return Err(CmdError::fatal(ErrorCode::NOT_LOGGED_IN, "log in first")),
         };
         let parsed = parse_client_first(&client_first)

@@ -4,9 +4,14 @@
 
 pub mod auth;
 pub mod get;
+pub mod list;
 pub mod mkdir;
 pub mod partial;
 pub mod put;
+pub mod remove;
+pub mod rename;
+pub mod rmdir;
+pub mod stat;
 
 use ftp_shared::ErrorCode;
 use ftp_storage::VPath;
@@ -29,4 +34,14 @@ where
 /// Validates a client path.
 pub fn parse_path(path: &str) -> Result<VPath, CmdError> {
     VPath::parse(path).map_err(|e| CmdError::path(e, path))
+}
+
+/// Validates a client path that may also be empty, for the home itself
+/// (`None`); only requests that describe may name the home.
+pub fn parse_path_or_home(path: &str) -> Result<Option<VPath>, CmdError> {
+    if path.is_empty() {
+        Ok(None)
+    } else {
+        parse_path(path).map(Some)
+    }
 }

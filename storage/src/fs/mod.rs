@@ -24,9 +24,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, DirBuilder, DirBuilderExt as _, OpenOptions, OpenOptionsExt as _};
+use cap_std::fs::{
+    Dir, DirBuilder, DirBuilderExt as _, Metadata, OpenOptions, OpenOptionsExt as _,
+};
 
-use crate::{Home, Storage, StorageError, VPath, validate_user_name};
+use crate::{Entry, EntryKind, Home, Storage, StorageError, VPath, validate_user_name};
 
 /// Name of the temp area inside the root. User names cannot start with '.', so
 /// it can never be a home.
@@ -150,6 +152,48 @@ fn open_dir_beneath(home: &Dir, rel: &Path) -> io::Result<Dir> {
     } else {
         home.open_dir(rel)
     }
+}
+
+/// The entry named `name` that `meta` describes (a symlink, when `meta`
+/// comes from lstat, is described as itself).
+fn describe(name: String, meta: &Metadata) -> Entry {
+    use cap_std::fs::MetadataExt as _;
+    let file_type = meta.file_type();
+    let kind = if file_type.is_symlink() {
+        EntryKind::Symlink
+    } else if file_type.is_dir() {
+        EntryKind::Directory
+    } else if file_type.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    };
+    Entry {
+        name,
+        kind,
+        size: meta.len(),
+        modified: meta.mtime(),
+        mode: meta.mode() & 0o7777,
+    }
+}
+
+/// Every entry of `dir`, each described with lstat, sorted by name.
+fn entries_of(dir: &Dir) -> Result<Vec<Entry>, StorageError> {
+    let mut entries = Vec::new();
+    for entry in dir.entries()? {
+        let entry = entry?;
+        // Of the entry itself: a symlink is not followed.
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            // Removed since the directory was read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        entries.push(describe(name, &meta));
+    }
+    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
 }
 
 impl FsHome {
@@ -391,6 +435,82 @@ impl Home for FsHome {
         tracing::debug!(user = %self.user, path = %path, bytes = written, "upload resumed");
         let upload = self.upload(file, tmp_name, partial_name, dest, written);
         Ok((upload, reader, written))
+    }
+
+    fn list(&self, path: Option<&VPath>) -> Result<Vec<Entry>, StorageError> {
+        let Some(path) = path else {
+            return entries_of(&self.home);
+        };
+        // Follows symlinks beneath the home only: one leading out of it
+        // fails here and is then described as the link it is.
+        let dir = match self.home.open_dir(path.as_str()) {
+            Ok(dir) => dir,
+            Err(not_a_dir) => {
+                let meta = self.home.symlink_metadata(path.as_str())?;
+                if meta.is_dir() {
+                    // A directory that cannot be opened (e.g. no permission).
+                    return Err(not_a_dir.into());
+                }
+                return Ok(vec![describe(path.file_name().to_owned(), &meta)]);
+            }
+        };
+        entries_of(&dir)
+    }
+
+    fn stat(&self, path: Option<&VPath>) -> Result<Entry, StorageError> {
+        match path {
+            None => Ok(describe(String::new(), &self.home.dir_metadata()?)),
+            // Follows symlinks beneath the home only.
+            Some(path) => {
+                let meta = self.home.metadata(path.as_str())?;
+                Ok(describe(path.file_name().to_owned(), &meta))
+            }
+        }
+    }
+
+    fn remove(&self, path: &VPath) -> Result<(), StorageError> {
+        // unlinkat(2) of the last component: a symlink goes, not its target.
+        match self.home.remove_file(path.as_str()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Linux says EISDIR, POSIX allows EPERM: ask what it is.
+                if matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EPERM))
+                    && self
+                        .home
+                        .symlink_metadata(path.as_str())
+                        .is_ok_and(|m| m.is_dir())
+                {
+                    return Err(StorageError::IsADirectory);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn rmdir(&self, path: &VPath) -> Result<(), StorageError> {
+        // unlinkat(2) with AT_REMOVEDIR: a symlink is ENOTDIR, not followed.
+        match self.home.remove_dir(path.as_str()) {
+            Ok(()) => Ok(()),
+            // POSIX allows either for a directory that is not empty.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                Err(StorageError::DirectoryNotEmpty)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn rename(&self, from: &VPath, to: &VPath) -> Result<(), StorageError> {
+        // renameat(2) between the two parents, each opened beneath the home.
+        match self.home.rename(from.as_str(), &self.home, to.as_str()) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(match e.raw_os_error() {
+                // A directory in the way that is not empty.
+                Some(libc::ENOTEMPTY | libc::EEXIST) => StorageError::DirectoryNotEmpty,
+                // `to` lies inside `from`.
+                Some(libc::EINVAL) => StorageError::InvalidMove,
+                _ => e.into(),
+            }),
+        }
     }
 
     fn usage(&self) -> Result<u64, StorageError> {

@@ -1,5 +1,5 @@
 //! File transfers: uploads ([`put`]) and downloads ([`get`]) of one file or
-//! many, pipelined.
+//! many, pipelined, and plans for copying whole directories ([`tree`]).
 //!
 //! Every transfer streams in chunks through a blocking disk thread and a
 //! small bounded channel, so memory stays constant whatever the file size,
@@ -10,9 +10,11 @@
 
 pub mod get;
 pub mod put;
+pub mod tree;
 
 pub use get::GetItem;
 pub use put::PutItem;
+pub use tree::{GetTree, PutTree, make_local_dirs};
 
 /// Files of this size or more are resumed automatically when the server kept
 /// part of an earlier upload of them.

@@ -1,0 +1,492 @@
+//! Recursive transfers: plans for `put -r` and `get -r`.
+//!
+//! A plan says which directories to create (parents first), which files to
+//! transfer and which entries are left out, and why. The files then go
+//! through the pipelined [`Client::put_files`] / [`Client::get_files`], so a
+//! tree of many small files costs no round trip per file; planning costs one
+//! `Stat` for the target and, for a download, one `List` per directory (the
+//! `List`s of one depth pipelined).
+//!
+//! Targets are named like `cp -r` and `scp -r` name them: copying `photos`
+//! to `dest` makes `dest/photos` when `dest` is an existing directory (or is
+//! written `dest/`), and makes `dest` itself a copy of `photos` otherwise.
+//!
+//! Uploads never leave the local tree: a symlink is followed only when its
+//! target lies inside the tree (a loop back to a directory being copied is
+//! cut). Downloads never follow remote symlinks, and a remote name that
+//! could not be used safely as a local file name is never joined to a local
+//! path.
+//!
+//! The `skipped` lists hold names as found (remote names are the server's
+//! text): escape them before showing them to a person.
+
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use ftp_shared::message::{Entry, EntryKind};
+use ftp_shared::text::is_unsafe_char;
+use ftp_shared::{ErrorCode, Request, Response};
+
+use super::{GetItem, PutItem};
+use crate::client::{next_reply, unexpected};
+use crate::{Client, ClientError};
+
+/// What `put -r` will do: remote directories to create (parents first, as
+/// home-relative paths), the files to upload, and local entries left out
+/// with the reason.
+#[derive(Debug, Clone, Default)]
+pub struct PutTree {
+    pub dirs: Vec<String>,
+    pub files: Vec<PutItem>,
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// What `get -r` will do: local directories to create (parents first), the
+/// files to download, and remote entries left out with the reason.
+#[derive(Debug, Clone, Default)]
+pub struct GetTree {
+    pub dirs: Vec<PathBuf>,
+    pub files: Vec<GetItem>,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// A directory's identity, to recognise it when a symlink leads back to it.
+type DirId = (u64, u64);
+
+fn dir_id(meta: &Metadata) -> DirId {
+    (meta.dev(), meta.ino())
+}
+
+impl Client {
+    /// Plans uploading the local directory `local` to `remote` with
+    /// `cp -r`/`scp -r` semantics: `remote` `None` or `""` (the home) makes
+    /// a directory named like `local`'s last component in the home; an
+    /// existing remote directory, or a `remote` ending in '/', receives the
+    /// copy under that name; any other `remote` becomes the copy itself.
+    /// `remote` is home-relative (no leading '/').
+    ///
+    /// Every directory of the tree, the top one included, is in `dirs`
+    /// (parents first), so empty directories are created too. Entries are
+    /// taken in name order. A symlink is followed only when its target lies
+    /// inside the tree: a file is uploaded under the link's name, a
+    /// directory is copied unless it is one being copied already (a loop).
+    /// Symlinks leading outside, broken ones, FIFOs, sockets, devices and
+    /// names the server would refuse are left out, each in `skipped`.
+    pub async fn plan_put_tree(
+        &mut self,
+        local: &Path,
+        remote: Option<&str>,
+    ) -> Result<PutTree, ClientError> {
+        let meta = std::fs::metadata(local).map_err(|e| ClientError::local(local, e))?;
+        if !meta.is_dir() {
+            return Err(not_a_local_directory(local));
+        }
+        let root = std::fs::canonicalize(local).map_err(|e| ClientError::local(local, e))?;
+        let name = local_top_name(local, &root)?;
+        let target = match remote.map(|r| r.trim_start_matches('/')) {
+            None | Some("") => name,
+            Some(r) if r.ends_with('/') => join_remote(r.trim_end_matches('/'), &name),
+            Some(r) => match self.stat(r).await {
+                Ok(entry) if entry.kind == EntryKind::Directory => join_remote(r, &name),
+                Ok(_) => {
+                    return Err(ClientError::Remote {
+                        code: ErrorCode::NOT_A_DIRECTORY,
+                        message: format!("{r}: exists and is not a directory"),
+                    });
+                }
+                Err(e) if e.remote_code() == Some(ErrorCode::NOT_FOUND) => r.to_string(),
+                Err(e) => return Err(e),
+            },
+        };
+        let local = local.to_path_buf();
+        tokio::task::spawn_blocking(move || walk_local(local, &root, target, &meta))
+            .await
+            .map_err(|e| ClientError::Protocol(format!("reading the local tree failed: {e}")))?
+    }
+
+    /// Creates remote directories with `mkdir -p` semantics (existing ones
+    /// are fine), pipelined: every request is sent while the replies are
+    /// read. The first refusal is returned, after every reply was read.
+    pub async fn make_dirs(&mut self, dirs: &[String]) -> Result<(), ClientError> {
+        let Client { reader, writer, .. } = self;
+        let sending = async {
+            for dir in dirs {
+                writer
+                    .feed(&Request::Mkdir {
+                        path: dir.clone(),
+                        parents: true,
+                    })
+                    .await?;
+            }
+            writer.flush().await
+        };
+        let receiving = async {
+            let mut first = None;
+            for _ in dirs {
+                match next_reply(reader).await {
+                    Ok(Response::Ok) => {}
+                    Ok(other) => return Err(unexpected(other)),
+                    Err(e @ ClientError::Remote { .. }) => {
+                        first.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(first)
+        };
+        let ((), refused) = tokio::try_join!(sending, receiving)?;
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// Plans downloading the remote directory `remote` (home-relative; `""`
+    /// is the home) to `local` with `cp -r`/`scp -r` semantics: `None`
+    /// makes `./NAME` (NAME: `remote`'s last component); an existing local
+    /// directory, or a `local` ending in '/', receives `LOCAL/NAME`; any
+    /// other `local` becomes the copy itself. The home has no name: it is
+    /// copied into `local` itself, which must then be given.
+    ///
+    /// The directories are listed one depth at a time, the `List`s of a
+    /// depth pipelined. Files are downloaded; directories are descended;
+    /// symlinks are not followed and FIFOs, sockets and devices not
+    /// transferred; names that are not usable as a local file name
+    /// (empty, `.`, `..`, holding '/', NUL, a backslash or a control or
+    /// invisible character) and directories the server refuses to list
+    /// are left out, each in `skipped`. Every local directory to create,
+    /// the top one included, is in `dirs` (parents first).
+    pub async fn plan_get_tree(
+        &mut self,
+        remote: &str,
+        local: Option<&Path>,
+    ) -> Result<GetTree, ClientError> {
+        let remote = remote.trim_start_matches('/').trim_end_matches('/');
+        let top = self.stat(remote).await?;
+        if top.kind != EntryKind::Directory {
+            return Err(ClientError::Remote {
+                code: ErrorCode::NOT_A_DIRECTORY,
+                message: format!("not a directory: {remote}"),
+            });
+        }
+        let name = remote.rsplit('/').next().unwrap_or_default();
+        if !name.is_empty() && unsafe_local_name(name) {
+            return Err(ClientError::Remote {
+                code: ErrorCode::INVALID_PATH,
+                message: format!("unsafe name: {remote}"),
+            });
+        }
+        let target = local_target(name, local)?;
+
+        let mut tree = GetTree::default();
+        let mut level = vec![(remote.to_string(), target)];
+        let mut top_level = true;
+        while !level.is_empty() {
+            let paths: Vec<&str> = level.iter().map(|(r, _)| r.as_str()).collect();
+            let listings = self.list_many(&paths).await?;
+            let mut next = Vec::new();
+            for ((dir, local_dir), listing) in level.into_iter().zip(listings) {
+                let entries = match listing {
+                    Ok(entries) => entries,
+                    Err(e) if top_level => return Err(e),
+                    Err(e) => {
+                        tree.skipped.push((dir, e.to_string()));
+                        continue;
+                    }
+                };
+                for entry in entries {
+                    let path = join_remote(&dir, &entry.name);
+                    if unsafe_local_name(&entry.name) {
+                        tree.skipped.push((path, "unsafe name".into()));
+                        continue;
+                    }
+                    match entry.kind {
+                        EntryKind::File => tree.files.push(GetItem {
+                            remote: path,
+                            local: local_dir.join(&entry.name),
+                        }),
+                        EntryKind::Directory => next.push((path, local_dir.join(&entry.name))),
+                        EntryKind::Symlink => {
+                            tree.skipped.push((path, "symlink not followed".into()))
+                        }
+                        EntryKind::Other => tree.skipped.push((path, "not a regular file".into())),
+                    }
+                }
+                tree.dirs.push(local_dir);
+            }
+            level = next;
+            top_level = false;
+        }
+        Ok(tree)
+    }
+
+    /// Lists every directory of `dirs`, pipelined: each directory's
+    /// entries sorted by name, or the server's refusal. The outer error is a
+    /// lost connection or a reply that does not fit.
+    async fn list_many(
+        &mut self,
+        dirs: &[&str],
+    ) -> Result<Vec<Result<Vec<Entry>, ClientError>>, ClientError> {
+        let Client { reader, writer, .. } = self;
+        let sending = async {
+            for dir in dirs {
+                writer
+                    .feed(&Request::List {
+                        path: dir.to_string(),
+                    })
+                    .await?;
+            }
+            writer.flush().await
+        };
+        let receiving = async {
+            let mut listings = Vec::with_capacity(dirs.len());
+            for _ in dirs {
+                let mut all = Vec::new();
+                let listing = loop {
+                    match next_reply(reader).await {
+                        Ok(Response::Entries { entries, more }) => {
+                            all.extend(entries);
+                            if !more {
+                                all.sort_by(|a: &Entry, b: &Entry| a.name.cmp(&b.name));
+                                break Ok(all);
+                            }
+                        }
+                        Ok(other) => return Err(unexpected(other)),
+                        Err(e @ ClientError::Remote { .. }) => break Err(e),
+                        Err(e) => return Err(e),
+                    }
+                };
+                listings.push(listing);
+            }
+            Ok(listings)
+        };
+        let ((), listings) = tokio::try_join!(sending, receiving)?;
+        Ok(listings)
+    }
+}
+
+/// Creates the local directories of a [`GetTree`] (`create_dir_all`, so
+/// existing ones are fine), in order.
+pub fn make_local_dirs(dirs: &[PathBuf]) -> Result<(), ClientError> {
+    for dir in dirs {
+        std::fs::create_dir_all(dir).map_err(|e| ClientError::local(dir, e))?;
+    }
+    Ok(())
+}
+
+fn not_a_local_directory(path: &Path) -> ClientError {
+    ClientError::LocalFile {
+        path: path.into(),
+        message: "not a directory".into(),
+    }
+}
+
+/// `dir/name`, or `name` in the home.
+fn join_remote(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The name the copy of the local directory `local` takes: its last
+/// component as given, or that of its canonical path (for `.` and the like).
+fn local_top_name(local: &Path, canonical: &Path) -> Result<String, ClientError> {
+    let name = local
+        .file_name()
+        .or_else(|| canonical.file_name())
+        .ok_or_else(|| ClientError::LocalFile {
+            path: local.into(),
+            message: "has no name to copy it under".into(),
+        })?;
+    name.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| ClientError::LocalFile {
+            path: local.into(),
+            message: "the name is not valid UTF-8".into(),
+        })
+}
+
+/// Where the copy of a remote directory named `name` (empty: the home) goes.
+fn local_target(name: &str, local: Option<&Path>) -> Result<PathBuf, ClientError> {
+    let Some(local) = local else {
+        if name.is_empty() {
+            return Err(ClientError::LocalFile {
+                path: PathBuf::from("."),
+                message: "the home has no name to copy it under: give a local directory".into(),
+            });
+        }
+        return Ok(PathBuf::from(name));
+    };
+    let inside = |dir: &Path| {
+        if name.is_empty() {
+            dir.to_path_buf()
+        } else {
+            dir.join(name)
+        }
+    };
+    match std::fs::metadata(local) {
+        Ok(meta) if meta.is_dir() => Ok(inside(local)),
+        Ok(_) => Err(ClientError::LocalFile {
+            path: local.into(),
+            message: "exists and is not a directory".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if local.as_os_str().as_encoded_bytes().ends_with(b"/") {
+                Ok(inside(local))
+            } else {
+                Ok(local.to_path_buf())
+            }
+        }
+        Err(e) => Err(ClientError::local(local, e)),
+    }
+}
+
+/// Whether a remote name must not become a local file name: it could
+/// leave the directory (`..`, '/'), mean something else (empty, `.`), cut
+/// the path (NUL), or is one the server would not serve (a backslash, a
+/// control or invisible character).
+fn unsafe_local_name(name: &str) -> bool {
+    matches!(name, "" | "." | "..")
+        || name
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | '\0') || is_unsafe_char(c))
+}
+
+/// Why the server would refuse a local name as a path component, if it would.
+fn refused_remote_name(name: &str) -> Option<&'static str> {
+    if name.contains('\\') {
+        Some("the server does not accept backslashes in names")
+    } else if name.chars().any(is_unsafe_char) {
+        Some("the server does not accept control or invisible characters in names")
+    } else {
+        None
+    }
+}
+
+/// A local directory to copy, the remote path it becomes, and the
+/// directories being copied on the way to it (to cut loops).
+struct Pending {
+    local: PathBuf,
+    remote: String,
+    ancestors: Vec<DirId>,
+}
+
+/// Walks the local tree at `local` (canonically `root`), depth first in name
+/// order, into a plan whose top remote directory is `target`.
+fn walk_local(
+    local: PathBuf,
+    root: &Path,
+    target: String,
+    meta: &Metadata,
+) -> Result<PutTree, ClientError> {
+    let mut tree = PutTree::default();
+    let mut stack = vec![Pending {
+        local,
+        remote: target,
+        ancestors: vec![dir_id(meta)],
+    }];
+    let mut is_top = true;
+    while let Some(dir) = stack.pop() {
+        let entries = match read_sorted(&dir.local) {
+            Ok(entries) => entries,
+            Err(e) if is_top => return Err(ClientError::local(&dir.local, e)),
+            Err(e) => {
+                tree.skipped.push((dir.local, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        is_top = false;
+        let mut children = Vec::new();
+        for entry in entries {
+            let path = entry.path();
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else {
+                tree.skipped
+                    .push((path, "the name is not valid UTF-8".into()));
+                continue;
+            };
+            if let Some(reason) = refused_remote_name(name) {
+                tree.skipped.push((path, reason.into()));
+                continue;
+            }
+            let remote = join_remote(&dir.remote, name);
+            let file_type = match entry.file_type() {
+                Ok(t) => t,
+                Err(e) => {
+                    tree.skipped.push((path, e.to_string()));
+                    continue;
+                }
+            };
+            if file_type.is_file() {
+                tree.files.push(PutItem {
+                    local: path,
+                    remote,
+                });
+            } else if file_type.is_dir() {
+                match std::fs::symlink_metadata(&path) {
+                    Ok(meta) if dir.ancestors.contains(&dir_id(&meta)) => {
+                        tree.skipped.push((path, "directory loop".into()));
+                    }
+                    Ok(meta) => children.push(child(&dir, path, remote, &meta)),
+                    Err(e) => tree.skipped.push((path, e.to_string())),
+                }
+            } else if file_type.is_symlink() {
+                match follow(&path, root) {
+                    Ok(meta) if meta.is_file() => tree.files.push(PutItem {
+                        local: path,
+                        remote,
+                    }),
+                    Ok(meta) if dir.ancestors.contains(&dir_id(&meta)) => {
+                        tree.skipped.push((path, "directory loop".into()));
+                    }
+                    Ok(meta) if meta.is_dir() => {
+                        children.push(child(&dir, path, remote, &meta));
+                    }
+                    Ok(_) => tree.skipped.push((path, "not a regular file".into())),
+                    Err(reason) => tree.skipped.push((path, reason)),
+                }
+            } else {
+                tree.skipped.push((path, "not a regular file".into()));
+            }
+        }
+        tree.dirs.push(dir.remote);
+        // Popped in name order.
+        stack.extend(children.into_iter().rev());
+    }
+    Ok(tree)
+}
+
+fn child(parent: &Pending, local: PathBuf, remote: String, meta: &Metadata) -> Pending {
+    let mut ancestors = parent.ancestors.clone();
+    ancestors.push(dir_id(meta));
+    Pending {
+        local,
+        remote,
+        ancestors,
+    }
+}
+
+/// The entries of a directory, sorted by name.
+fn read_sorted(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    let mut entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
+/// What the symlink `link` leads to, when that is inside the tree whose
+/// canonical path is `root`; otherwise why it is not followed.
+fn follow(link: &Path, root: &Path) -> Result<Metadata, String> {
+    let target = std::fs::canonicalize(link).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            "broken symlink".to_string()
+        } else if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            "symlink loop".to_string()
+        } else {
+            format!("cannot follow the symlink: {e}")
+        }
+    })?;
+    if !target.starts_with(root) {
+        return Err("symlink leads outside the tree".into());
+    }
+    std::fs::metadata(&target).map_err(|e| format!("cannot follow the symlink: {e}"))
+}

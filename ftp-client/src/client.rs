@@ -6,7 +6,7 @@
 //! File transfers live in [`crate::transfer`].
 
 use ftp_shared::codec::{ClientCodec, MAX_FRAME};
-use ftp_shared::message::{DigestAlgorithm, MAGIC, PROTOCOL_VERSION};
+use ftp_shared::message::{DigestAlgorithm, Entry, MAGIC, PROTOCOL_VERSION};
 use ftp_shared::scram::{ClientFirst, ScramKeys};
 use ftp_shared::{ErrorCode, Request, Response};
 use futures::StreamExt;
@@ -164,6 +164,85 @@ impl Client {
         self.expect_ok().await
     }
 
+    /// Lists a directory (sorted by name), or describes a file as a
+    /// one-entry list. The empty path is the home.
+    pub async fn list(&mut self, path: &str) -> Result<Vec<Entry>, ClientError> {
+        self.writer
+            .send(&Request::List {
+                path: path.to_string(),
+            })
+            .await?;
+        let mut all = Vec::new();
+        loop {
+            match self.reply().await? {
+                Response::Entries { entries, more } => {
+                    all.extend(entries);
+                    if !more {
+                        break;
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    /// Describes one entry, following symlinks that stay in the home. The
+    /// empty path is the home.
+    pub async fn stat(&mut self, path: &str) -> Result<Entry, ClientError> {
+        self.writer
+            .send(&Request::Stat {
+                path: path.to_string(),
+            })
+            .await?;
+        match self.reply().await? {
+            Response::Stat { entry } => Ok(entry),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes a file (a symlink itself, never its target).
+    pub async fn remove(&mut self, path: &str) -> Result<(), ClientError> {
+        self.writer
+            .send(&Request::Remove {
+                path: path.to_string(),
+            })
+            .await?;
+        self.expect_ok().await
+    }
+
+    /// Deletes an empty directory.
+    pub async fn rmdir(&mut self, path: &str) -> Result<(), ClientError> {
+        self.writer
+            .send(&Request::Rmdir {
+                path: path.to_string(),
+            })
+            .await?;
+        self.expect_ok().await
+    }
+
+    /// Renames `from` to `to` atomically (an existing file at `to` is replaced).
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), ClientError> {
+        self.writer
+            .send(&Request::Rename {
+                from: from.to_string(),
+                to: to.to_string(),
+            })
+            .await?;
+        self.expect_ok().await
+    }
+
+    /// Whether the server closed the session while it was idle (after its
+    /// idle timeout, or at shutdown): a server sends nothing unasked but the
+    /// reason it closes. Does not wait for the network.
+    pub async fn closed_by_server(&mut self) -> bool {
+        use futures::FutureExt as _;
+        // Let the runtime take in what the network said meanwhile.
+        tokio::task::yield_now().await;
+        self.reader.next().now_or_never().is_some()
+    }
+
     /// Ends the session politely.
     pub async fn quit(mut self) -> Result<(), ClientError> {
         self.writer.send(&Request::Quit).await?;
@@ -208,6 +287,8 @@ pub(crate) fn unexpected(reply: Response) -> ClientError {
         Response::Data(_) => "Data",
         Response::FileEnd { .. } => "FileEnd",
         Response::Partial { .. } => "Partial",
+        Response::Entries { .. } => "Entries",
+        Response::Stat { .. } => "Stat",
     };
     ClientError::Protocol(format!("unexpected reply {what}"))
 }

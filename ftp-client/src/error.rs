@@ -41,6 +41,9 @@ pub enum ClientError {
         escape(remote)
     )]
     Verification { remote: String, reason: String },
+    /// A remote path that climbs above the home with `..`; nothing was sent.
+    #[error("{}: leads outside the home directory", escape(path))]
+    OutsideHome { path: String },
 }
 
 impl ClientError {
@@ -49,6 +52,19 @@ impl ClientError {
         match self {
             ClientError::Remote { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// The exit status of a command that failed with this error: 3 when the
+    /// server could not be reached or the connection broke, 4 when the login
+    /// failed, 1 for everything else (a refusal, a local file, a transfer).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Connect { .. } | ClientError::Connection(_) | ClientError::Protocol(_) => {
+                3
+            }
+            ClientError::AuthFailed | ClientError::Scram(_) | ClientError::StaleKeys => 4,
+            _ => 1,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The mini-FTP client: a library used by the command-line tool and by tests.
 //!
 //! Module map:
-//! - [`client`]: [`Client`], one session: `connect`, `login`, `mkdir`, `quit`.
+//! - [`client`]: [`Client`], one session: `connect`, `login`, `mkdir`,
+//!   `list`, `stat`, `remove`, `rmdir`, `rename`, `quit`.
 //! - [`transfer`]: `put_file`/`put_files` and `get_file`/`get_files`:
 //!   streamed, verified, pipelined and resumable transfers.
 //! - [`wire`]: the two halves of the connection.
@@ -9,12 +10,15 @@
 //! - [`target`]: `USER@HOST[:PORT]` addresses.
 //! - [`credentials`]: login keys cached under the user's config directory
 //!   (ClientKey and ServerKey, never the password) with mode 0600.
-//! - [`cli`]: the command line.
+//! - [`remote_path`]: remote paths as typed (`..`, `/`, a working
+//!   directory) turned into home-relative protocol paths.
+//! - [`cli`]: the command line, the interactive shell and batch files.
 
 pub mod cli;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod remote_path;
 pub mod target;
 pub mod transfer;
 pub mod wire;

@@ -59,6 +59,7 @@ codes! {
     INTERNAL = 20, "internal server error";
     BAD_OFFSET = 21, "offset out of range";
     QUOTA_EXCEEDED = 22, "quota exceeded";
+    DIRECTORY_NOT_EMPTY = 23, "directory not empty";
 }
 
 impl std::fmt::Debug for ErrorCode {

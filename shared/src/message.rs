@@ -61,6 +61,19 @@ pub enum Request {
         size: u64,
         algorithm: DigestAlgorithm,
     },
+    /// List a directory (its entries, in batches of `Entries`) or describe a
+    /// file (one entry). The empty path is the home itself.
+    List { path: String },
+    /// Describe one entry, following symlinks that stay inside the home. The
+    /// empty path is the home itself.
+    Stat { path: String },
+    /// Delete a file (or a symlink; never what it points to).
+    Remove { path: String },
+    /// Delete an empty directory.
+    Rmdir { path: String },
+    /// Rename `from` to `to` atomically; an existing file at `to` is
+    /// replaced, an existing directory only if it is empty.
+    Rename { from: String, to: String },
 }
 
 /// A reply from the server.
@@ -86,6 +99,38 @@ pub enum Response {
     /// Answer to `Partial`: the server holds the first `offset` bytes (0: none),
     /// whose digest is `digest`.
     Partial { offset: u64, digest: Digest },
+    /// Answer to `List`: a batch of entries; `more` until the last batch.
+    Entries { entries: Vec<Entry>, more: bool },
+    /// Answer to `Stat`.
+    Stat { entry: Entry },
+}
+
+/// The most entries one `Entries` frame carries (a name is at most 255
+/// bytes, so a full batch stays well under the frame limit).
+pub const ENTRIES_PER_BATCH: usize = 1024;
+
+/// One entry of a directory, as `List` and `Stat` describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The entry's name (the last component of its path; empty for the home).
+    pub name: String,
+    pub kind: EntryKind,
+    /// Size in bytes (of the link itself for a symlink).
+    pub size: u64,
+    /// Last modification, in seconds since 1970-01-01T00:00:00Z.
+    pub modified: i64,
+    /// Permission bits (`0o7777` at most), as `ls -l` shows them.
+    pub mode: u32,
+}
+
+/// What an [`Entry`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    File,
+    Directory,
+    Symlink,
+    /// A FIFO, socket or device: listed, never transferred.
+    Other,
 }
 
 impl Response {

@@ -323,7 +323,7 @@ fn cli_refuses_a_server_that_cannot_prove_the_verifier() {
         ["login", &format!("alice@{addr}"), "--password-stdin"],
         &format!("{ALICE_PASSWORD}\n"),
     );
-    out.assert_code(1);
+    out.assert_code(4);
     assert!(
         out.stderr.contains("server signature mismatch"),
         "{:?}",

@@ -87,7 +87,7 @@ fn login_saves_keys_not_password_and_logout_forgets_them() {
         "keys left after logout: {left}"
     );
     let out = client.run(["put", "hello.txt", "again.txt"]);
-    out.assert_code(1);
+    out.assert_code(4);
     assert!(
         out.stderr.starts_with("error: not logged in"),
         "unclear error after logout: {:?}",
@@ -132,7 +132,7 @@ fn server_flag_logs_in_with_env_password_or_stdin_without_saving() {
 
     // Without a password or a saved login, and no terminal: a clear failure.
     let out = client.run(["--server", &target, "get", "a.txt", "c.txt"]);
-    out.assert_code(1);
+    out.assert_code(4);
     assert!(
         out.stderr.starts_with("error: no password"),
         "{:?}",
@@ -147,7 +147,7 @@ fn wrong_password_fails_with_authentication_failed() {
     let target = server.target("alice");
 
     let out = client.try_login(&target, "not-the-password");
-    out.assert_code(1);
+    out.assert_code(4);
     assert_eq!(out.stderr, "error: authentication failed\n");
     assert!(
         !client.credentials_path().exists(),
@@ -158,12 +158,12 @@ fn wrong_password_fails_with_authentication_failed() {
     let mut cmd = client.cmd(["--server", &target, "put", "f", "f"]);
     cmd.env("FTP_PASSWORD", "wrong");
     let out = run_cmd(cmd, None);
-    out.assert_code(1);
+    out.assert_code(4);
     assert_eq!(out.stderr, "error: authentication failed\n");
 
     // An unknown user reads exactly the same.
     let out = client.try_login(&server.target("mallory"), "whatever");
-    out.assert_code(1);
+    out.assert_code(4);
     assert_eq!(out.stderr, "error: authentication failed\n");
     assert!(!server.home("alice").join("f").exists());
 }
@@ -202,7 +202,7 @@ fn first_start_creates_admin_with_the_printed_password() {
     client.run(["mkdir", "made-by-admin"]).assert_success();
     assert!(server.home("admin").join("made-by-admin").is_dir());
     let out = client.try_login(&server.target("admin"), "wrong");
-    out.assert_code(1);
+    out.assert_code(4);
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn user_list_remove_and_passwd_apply_to_a_running_server() {
     )
     .assert_success();
     let out = login("alice", ALICE_PASSWORD);
-    out.assert_code(1);
+    out.assert_code(4);
     assert_eq!(out.stderr, "error: authentication failed\n");
     login("alice", "new-alice-password").assert_success();
 
@@ -246,14 +246,14 @@ fn user_list_remove_and_passwd_apply_to_a_running_server() {
     )
     .assert_success();
     let out = client.run(["mkdir", "-p", "stale"]);
-    out.assert_code(1);
+    out.assert_code(4);
     assert!(out.stderr.starts_with("error: "), "{:?}", out.stderr);
     assert!(!server.home("alice").join("stale").exists());
 
     // remove: bob can no longer log in; his files stay.
     user_cmd(&dir_users, "remove", Some("bob"), None).assert_success();
     let out = login("bob", tests::BOB_PASSWORD);
-    out.assert_code(1);
+    out.assert_code(4);
     assert_eq!(out.stderr, "error: authentication failed\n");
     let listed = user_cmd(&dir_users, "list", None, None);
     listed.assert_success();

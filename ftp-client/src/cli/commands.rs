@@ -1,0 +1,646 @@
+//! The remote commands, shared by the one-shot command line, the
+//! interactive shell and batch files: `ls`, `stat`, `put`, `get`, `mkdir`,
+//! `rm`, `rmdir`, `mv`.
+//!
+//! A command runs against a [`Remote`]: a logged-in connection, the keys to
+//! log in again if the connection is lost, and the remote working directory
+//! that relative paths start from.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use ftp_shared::ErrorCode;
+use ftp_shared::message::{Entry, EntryKind};
+use ftp_shared::text::escape;
+use serde_json::json;
+
+use super::output::{
+    Leg, Meter, Output, entry_json, full_time, kind_name, mode_string, print_entries,
+};
+use crate::remote_path::{self, display, file_name, join};
+use crate::transfer::tree::make_local_dirs;
+use crate::{Client, ClientError, GetItem, PutItem, SavedKeys, Secret, Target};
+
+/// The commands that act on the server.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RemoteCmd {
+    /// List remote directories (the working directory by default)
+    Ls {
+        /// Long listing: type and permissions, size, modification time.
+        #[arg(short)]
+        long: bool,
+        /// Show names that start with '.'.
+        #[arg(short)]
+        all: bool,
+        #[arg(value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Show the type, size, permissions and time of remote paths
+    Stat {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Upload files or directories
+    ///
+    /// `put LOCAL [REMOTE]`, `put LOCAL... REMOTE_DIR`, `put -r DIR [REMOTE]`.
+    /// A directory REMOTE (existing, or written with a trailing '/')
+    /// receives the files under their own names. An interrupted upload of the
+    /// same file is continued.
+    Put(PutArgs),
+    /// Download files or directories
+    ///
+    /// `get REMOTE [LOCAL]`, `get REMOTE... LOCAL_DIR`, `get -r DIR [LOCAL]`.
+    /// A download lands in LOCAL.part and is renamed only once its digest
+    /// checked out.
+    Get(GetArgs),
+    /// Create remote directories
+    Mkdir {
+        /// Create missing parents; an existing directory is fine.
+        #[arg(short, long)]
+        parents: bool,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Delete remote files
+    ///
+    /// A symlink is deleted itself, never what it points to.
+    Rm {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Delete empty remote directories
+    Rmdir {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Rename or move a remote file or directory
+    ///
+    /// `mv FROM TO`, or `mv FROM DIR` into a directory. The rename is atomic;
+    /// an existing file at TO is replaced.
+    #[command(visible_alias = "rename")]
+    Mv { from: String, to: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PutArgs {
+    /// Upload directories with everything in them.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[arg(required = true, value_name = "LOCAL... [REMOTE]")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    /// Download directories with everything in them.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Continue downloads that left LOCAL.part behind.
+    #[arg(long)]
+    pub resume: bool,
+    /// Do not wait for the disk before renaming a download into place.
+    #[arg(long)]
+    pub no_fsync: bool,
+    #[arg(required = true, value_name = "REMOTE... [LOCAL]")]
+    pub args: Vec<String>,
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Already reported to the user; the exit status it calls for.
+    Printed(u8),
+    /// Not reported yet: a failure of the command as a whole.
+    Error(ClientError),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+impl Failure {
+    /// The exit status (after reporting it, if that is still to do).
+    pub fn report(self, output: &Output, op: &str) -> u8 {
+        match self {
+            Failure::Printed(code) => code,
+            Failure::Error(e) => {
+                output.failure(op, None, &e);
+                e.exit_code()
+            }
+        }
+    }
+}
+
+/// Whether an error means the connection is gone.
+fn connection_lost(e: &ClientError) -> bool {
+    e.exit_code() == 3
+        || matches!(
+            e.remote_code(),
+            Some(ErrorCode::TIMEOUT | ErrorCode::SHUTTING_DOWN)
+        )
+}
+
+/// A session with a server as the commands see it.
+#[derive(Debug)]
+pub struct Remote {
+    client: Option<Client>,
+    pub target: Target,
+    keys: SavedKeys,
+    /// The remote working directory, home-relative (`""`: the home).
+    pub cwd: String,
+    last_used: Instant,
+}
+
+impl Remote {
+    /// A logged-in client and the keys it logged in with.
+    pub fn new(client: Client, target: Target, keys: SavedKeys) -> Remote {
+        Remote {
+            client: Some(client),
+            target,
+            keys,
+            cwd: String::new(),
+            last_used: Instant::now(),
+        }
+    }
+
+    /// The connection, opened again with the same keys if it was lost.
+    pub async fn client(&mut self) -> Result<&mut Client, ClientError> {
+        if let Some(client) = self.client.as_mut()
+            && client.closed_by_server().await
+        {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let mut client = Client::connect(self.target.addr()).await?;
+            client
+                .login(&self.target.user, Secret::Keys(&self.keys))
+                .await?;
+            self.client = Some(client);
+        }
+        Ok(self.client.as_mut().expect("connected"))
+    }
+
+    /// Forgets the connection (after it failed or was interrupted): the
+    /// next command connects again.
+    pub fn disconnect(&mut self) {
+        self.client = None;
+    }
+
+    /// A remote path as typed, resolved against the working directory.
+    pub fn resolve(&self, path: &str) -> Result<String, ClientError> {
+        remote_path::resolve(&self.cwd, path)
+    }
+
+    /// Ends the session politely.
+    pub async fn quit(mut self) -> Result<(), ClientError> {
+        match self.client.take() {
+            Some(client) => client.quit().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a command. A session that sat idle may have been closed by the
+    /// server meanwhile: then the command runs once more on a new connection.
+    pub async fn run(&mut self, cmd: &RemoteCmd, output: &Output) -> Result<(), Failure> {
+        let idle = self.last_used.elapsed() > Duration::from_secs(1);
+        let first = self.attempt(cmd, output).await;
+        let result = match first {
+            Err(Failure::Error(e)) if connection_lost(&e) => {
+                self.disconnect();
+                if idle {
+                    let second = self.attempt(cmd, output).await;
+                    if matches!(&second, Err(Failure::Error(e)) if connection_lost(e)) {
+                        self.disconnect();
+                    }
+                    second
+                } else {
+                    Err(Failure::Error(e))
+                }
+            }
+            other => other,
+        };
+        self.last_used = Instant::now();
+        result
+    }
+
+    async fn attempt(&mut self, cmd: &RemoteCmd, output: &Output) -> Result<(), Failure> {
+        match cmd {
+            RemoteCmd::Ls { long, all, paths } => {
+                let op = Op::Ls {
+                    long: *long,
+                    all: *all,
+                    headers: paths.len() > 1,
+                };
+                let default = [String::new()];
+                let paths = if paths.is_empty() {
+                    &default[..]
+                } else {
+                    paths
+                };
+                self.each_path(op, paths, output).await
+            }
+            RemoteCmd::Stat { paths } => self.each_path(Op::Stat, paths, output).await,
+            RemoteCmd::Mkdir { parents, paths } => {
+                self.each_path(Op::Mkdir { parents: *parents }, paths, output)
+                    .await
+            }
+            RemoteCmd::Rm { paths } => self.each_path(Op::Rm, paths, output).await,
+            RemoteCmd::Rmdir { paths } => self.each_path(Op::Rmdir, paths, output).await,
+            RemoteCmd::Mv { from, to } => self.mv(from, to, output).await,
+            RemoteCmd::Put(args) => self.put(args, output).await,
+            RemoteCmd::Get(args) => self.get(args, output).await,
+        }
+    }
+
+    /// Runs `op` on each path; a refusal is reported and the next path
+    /// tried; a lost connection ends the command.
+    async fn each_path(
+        &mut self,
+        op: Op,
+        paths: &[String],
+        output: &Output,
+    ) -> Result<(), Failure> {
+        let mut code = 0;
+        for (i, typed) in paths.iter().enumerate() {
+            let done = match self.resolve(typed) {
+                Ok(path) => self.one(&op, &path).await.map(|d| (path, d)),
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok((path, done)) => op.show(typed, &path, done, i, output),
+                Err(e) if connection_lost(&e) => return Err(e.into()),
+                Err(e) => {
+                    output.failure(op.name(), Some(typed), &e);
+                    code = code.max(e.exit_code());
+                }
+            }
+        }
+        match code {
+            0 => Ok(()),
+            code => Err(Failure::Printed(code)),
+        }
+    }
+
+    async fn one(&mut self, op: &Op, path: &str) -> Result<Done, ClientError> {
+        let client = self.client().await?;
+        Ok(match op {
+            Op::Ls { .. } => Done::Entries(client.list(path).await?),
+            Op::Stat => Done::Entry(client.stat(path).await?),
+            Op::Mkdir { parents } => {
+                client.mkdir(path, *parents).await?;
+                Done::Nothing
+            }
+            Op::Rm => {
+                client.remove(path).await?;
+                Done::Nothing
+            }
+            Op::Rmdir => {
+                client.rmdir(path).await?;
+                Done::Nothing
+            }
+        })
+    }
+
+    /// Whether a remote path is a directory (`false` when it does not exist).
+    async fn is_remote_dir(&mut self, path: &str) -> Result<bool, ClientError> {
+        match self.client().await?.stat(path).await {
+            Ok(entry) => Ok(entry.kind == EntryKind::Directory),
+            Err(e) if e.remote_code() == Some(ErrorCode::NOT_FOUND) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn mv(&mut self, from: &str, to: &str, output: &Output) -> Result<(), Failure> {
+        let done = async {
+            let source = self.resolve(from)?;
+            let mut dest = self.resolve(to)?;
+            if source.is_empty() {
+                return Err(ClientError::Remote {
+                    code: ErrorCode::INVALID_PATH,
+                    message: "the home directory cannot be moved".into(),
+                });
+            }
+            if to.ends_with('/') || dest.is_empty() || self.is_remote_dir(&dest).await? {
+                dest = join(&dest, file_name(&source));
+            }
+            self.client().await?.rename(&source, &dest).await?;
+            Ok((source, dest))
+        };
+        match done.await {
+            Ok((source, dest)) => {
+                if output.json {
+                    output.record(json!({
+                        "op": "mv", "from": display(&source), "to": display(&dest), "ok": true,
+                    }));
+                }
+                Ok(())
+            }
+            Err(e) if connection_lost(&e) => Err(e.into()),
+            Err(e) => {
+                output.failure("mv", Some(from), &e);
+                Err(Failure::Printed(e.exit_code()))
+            }
+        }
+    }
+
+    async fn put(&mut self, args: &PutArgs, output: &Output) -> Result<(), Failure> {
+        let (sources, target) = split_target(&args.args);
+        // Where the files go: into a directory, or (one source) to a name.
+        let (dest, into_dir) = match target {
+            None => (self.cwd.clone(), true),
+            Some(typed) => {
+                let dest = self.resolve(typed)?;
+                let into =
+                    typed.ends_with('/') || dest.is_empty() || self.is_remote_dir(&dest).await?;
+                if sources.len() > 1 && !into {
+                    return Err(usage_failure(
+                        output,
+                        "put",
+                        &format!(
+                            "{}: with several files, the last argument must be an existing remote directory",
+                            escape(typed)
+                        ),
+                    ));
+                }
+                (dest, into)
+            }
+        };
+        let mut dirs = Vec::new();
+        let mut items = Vec::new();
+        let mut code = 0;
+        for source in sources {
+            let local = PathBuf::from(source);
+            if local.is_dir() {
+                if !args.recursive {
+                    let e = local_error(&local, "is a directory (use put -r)");
+                    output.failure("put", Some(source), &e);
+                    code = code.max(1);
+                    continue;
+                }
+                let remote = if into_dir {
+                    format!("{dest}/")
+                } else {
+                    dest.clone()
+                };
+                let tree = match self
+                    .client()
+                    .await?
+                    .plan_put_tree(&local, Some(&remote))
+                    .await
+                {
+                    Ok(tree) => tree,
+                    Err(e) if connection_lost(&e) => return Err(e.into()),
+                    Err(e) => {
+                        output.failure("put", Some(source), &e);
+                        code = code.max(e.exit_code());
+                        continue;
+                    }
+                };
+                for (path, why) in &tree.skipped {
+                    eprintln!("warning: skipped {}: {why}", path.display());
+                }
+                dirs.extend(tree.dirs);
+                items.extend(tree.files);
+                continue;
+            }
+            let remote = if into_dir {
+                match local.file_name().and_then(|n| n.to_str()) {
+                    Some(name) => join(&dest, name),
+                    None => {
+                        let e = local_error(&local, "cannot tell the file's name");
+                        output.failure("put", Some(source), &e);
+                        code = code.max(1);
+                        continue;
+                    }
+                }
+            } else {
+                dest.clone()
+            };
+            items.push(PutItem { local, remote });
+        }
+        let client = self.client().await?;
+        client.make_dirs(&dirs).await?;
+        let total = items
+            .iter()
+            .map(|i| std::fs::metadata(&i.local).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        let legs = items
+            .iter()
+            .map(|i| Leg {
+                local: i.local.display().to_string(),
+                remote: display(&i.remote),
+            })
+            .collect();
+        let meter = Meter::start(*output, "put", legs, Some(total));
+        let results = client.put_files(&items, true, &mut meter.progress()).await;
+        finish(meter, results, code)
+    }
+
+    async fn get(&mut self, args: &GetArgs, output: &Output) -> Result<(), Failure> {
+        let (sources, target) = split_target(&args.args);
+        let target = target.map(PathBuf::from);
+        let target_is_dir = target.as_deref().is_none_or(Path::is_dir);
+        if sources.len() > 1 && !target_is_dir {
+            return Err(usage_failure(
+                output,
+                "get",
+                "with several files, the last argument must be an existing local directory",
+            ));
+        }
+        let mut items = Vec::new();
+        let mut code = 0;
+        for source in sources {
+            let remote = match self.resolve(source) {
+                Ok(remote) => remote,
+                Err(e) => {
+                    output.failure("get", Some(source), &e);
+                    code = code.max(e.exit_code());
+                    continue;
+                }
+            };
+            if args.recursive && (remote.is_empty() || self.is_remote_dir(&remote).await?) {
+                let planned = self
+                    .client()
+                    .await?
+                    .plan_get_tree(&remote, target.as_deref())
+                    .await
+                    .and_then(|tree| make_local_dirs(&tree.dirs).map(|()| tree));
+                match planned {
+                    Ok(tree) => {
+                        for (path, why) in &tree.skipped {
+                            eprintln!("warning: skipped {}: {why}", escape(&display(path)));
+                        }
+                        items.extend(tree.files);
+                    }
+                    Err(e) if connection_lost(&e) => return Err(e.into()),
+                    Err(e) => {
+                        output.failure("get", Some(source), &e);
+                        code = code.max(e.exit_code());
+                    }
+                }
+                continue;
+            }
+            let name = file_name(&remote);
+            let local = match &target {
+                Some(t) if !t.is_dir() => t.clone(),
+                _ if name.is_empty() => {
+                    let e = ClientError::Remote {
+                        code: ErrorCode::IS_A_DIRECTORY,
+                        message: format!("is a directory (use get -r): {}", escape(source)),
+                    };
+                    output.failure("get", Some(source), &e);
+                    code = code.max(1);
+                    continue;
+                }
+                Some(dir) => dir.join(name),
+                None => PathBuf::from(name),
+            };
+            items.push(GetItem { remote, local });
+        }
+        let client = self.client().await?;
+        client.set_durable_downloads(!args.no_fsync);
+        let legs = items
+            .iter()
+            .map(|i| Leg {
+                local: i.local.display().to_string(),
+                remote: display(&i.remote),
+            })
+            .collect();
+        let meter = Meter::start(*output, "get", legs, None);
+        let results = client
+            .get_files(&items, args.resume, &mut meter.progress())
+            .await;
+        finish(meter, results, code)
+    }
+}
+
+/// The per-file results of a transfer, reported.
+fn finish(
+    meter: Meter,
+    results: Result<Vec<Result<u64, ClientError>>, ClientError>,
+    code: u8,
+) -> Result<(), Failure> {
+    let results = match results {
+        Ok(results) => results,
+        Err(e) => {
+            drop(meter);
+            return Err(e.into());
+        }
+    };
+    let (failed, worst) = meter.finish(&results);
+    match (failed, code.max(worst)) {
+        (_, 0) => Ok(()),
+        (_, code) => Err(Failure::Printed(code)),
+    }
+}
+
+/// `A... [B]`: the sources and the target, if there are two or more arguments.
+fn split_target(args: &[String]) -> (&[String], Option<&str>) {
+    match args {
+        [one] => (std::slice::from_ref(one), None),
+        [sources @ .., last] => (sources, Some(last.as_str())),
+        [] => (&[], None),
+    }
+}
+
+fn local_error(path: &Path, message: &str) -> ClientError {
+    ClientError::LocalFile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// A usage mistake found after parsing: reported, exit status 2.
+fn usage_failure(output: &Output, op: &str, message: &str) -> Failure {
+    eprintln!("error: {op}: {message}");
+    if output.json {
+        output.record(json!({"op": op, "ok": false, "error": message}));
+    }
+    Failure::Printed(2)
+}
+
+/// A command applied to each of its paths.
+enum Op {
+    Ls {
+        long: bool,
+        all: bool,
+        headers: bool,
+    },
+    Stat,
+    Mkdir {
+        parents: bool,
+    },
+    Rm,
+    Rmdir,
+}
+
+/// What one path's request returned.
+enum Done {
+    Nothing,
+    Entry(Entry),
+    Entries(Vec<Entry>),
+}
+
+impl Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Ls { .. } => "ls",
+            Op::Stat => "stat",
+            Op::Mkdir { .. } => "mkdir",
+            Op::Rm => "rm",
+            Op::Rmdir => "rmdir",
+        }
+    }
+
+    /// Shows the result for one path (`typed` as given, `path` resolved).
+    fn show(&self, typed: &str, path: &str, done: Done, index: usize, output: &Output) {
+        match (self, done) {
+            (Op::Ls { long, all, headers }, Done::Entries(entries)) => {
+                // Names starting with '.' are hidden, unless asked for or named.
+                let named_hidden = file_name(path).starts_with('.');
+                let shown: Vec<&Entry> = entries
+                    .iter()
+                    .filter(|e| *all || named_hidden || !e.name.starts_with('.'))
+                    .collect();
+                if output.json {
+                    let entries: Vec<_> = shown.iter().map(|e| entry_json(e)).collect();
+                    output.record(json!({"op": "ls", "path": display(path), "entries": entries}));
+                    return;
+                }
+                if *headers {
+                    if index > 0 {
+                        println!();
+                    }
+                    println!("{}:", escape(typed));
+                }
+                print_entries(&shown, *long);
+            }
+            (Op::Stat, Done::Entry(entry)) => {
+                if output.json {
+                    let mut record = entry_json(&entry);
+                    record["op"] = json!("stat");
+                    record["path"] = json!(display(path));
+                    output.record(record);
+                    return;
+                }
+                println!("  Path: {}", escape(&display(path)));
+                println!("  Type: {}", kind_name(entry.kind));
+                println!("  Size: {}", entry.size);
+                println!(
+                    "  Mode: {:04o} ({})",
+                    entry.mode & 0o7777,
+                    mode_string(entry.kind, entry.mode)
+                );
+                println!("  Modified: {}", full_time(entry.modified));
+            }
+            (op, _) => {
+                if output.json {
+                    output.record(json!({"op": op.name(), "path": display(path), "ok": true}));
+                }
+            }
+        }
+    }
+}

@@ -9,7 +9,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use bytes::Bytes;
 use bytes::BytesMut;
 use ftp_shared::codec::{LENGTH_PREFIX, MAX_FRAME, decode_body, encode_frame};
-use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher, MAGIC, PROTOCOL_VERSION};
+use ftp_shared::message::{
+    CHUNK_SIZE, DigestAlgorithm, ENTRIES_PER_BATCH, Entry, Hasher, MAGIC, PROTOCOL_VERSION,
+};
 use ftp_shared::scram::{ClientFinal, ClientFirst, ScramKeys};
 use ftp_shared::{Digest, ErrorCode, Request, Response};
 use serde::Serialize;
@@ -335,6 +337,72 @@ impl RawConn {
                 other => return Err(other),
             }
         }
+    }
+
+    /// Sends `List { path }` and reads its whole reply: the entries of
+    /// every `Entries` batch (checked to hold at most [`ENTRIES_PER_BATCH`]
+    /// each, `more` on all but the last) and the size of each batch, or the
+    /// refusal. Must be logged in.
+    #[track_caller]
+    pub fn list(&mut self, path: &str) -> Result<(Vec<Entry>, Vec<usize>), Response> {
+        self.send(&Request::List { path: path.into() })
+            .expect("send List");
+        let (mut all, mut batches) = (Vec::new(), Vec::new());
+        loop {
+            match self.expect_reply() {
+                Response::Entries { entries, more } => {
+                    assert!(
+                        entries.len() <= ENTRIES_PER_BATCH,
+                        "list {path:?}: a batch of {} entries",
+                        entries.len()
+                    );
+                    batches.push(entries.len());
+                    all.extend(entries);
+                    if !more {
+                        return Ok((all, batches));
+                    }
+                }
+                other if batches.is_empty() => return Err(other),
+                other => panic!("list {path:?}: {other:?} in the middle of a listing"),
+            }
+        }
+    }
+
+    /// Sends `Stat { path }`; the entry, or the refusal. Must be logged in.
+    pub fn stat(&mut self, path: &str) -> Result<Entry, Response> {
+        self.send(&Request::Stat { path: path.into() })
+            .expect("send Stat");
+        match self.expect_reply() {
+            Response::Stat { entry } => Ok(entry),
+            other => Err(other),
+        }
+    }
+
+    /// Sends `request` and expects `Ok`; `Err` holds any other reply.
+    pub fn request_ok(&mut self, request: &Request) -> Result<(), Response> {
+        self.send(request).expect("send a request");
+        match self.expect_reply() {
+            Response::Ok => Ok(()),
+            other => Err(other),
+        }
+    }
+
+    /// `Remove { path }`: `Ok(())` or the refusal.
+    pub fn remove(&mut self, path: &str) -> Result<(), Response> {
+        self.request_ok(&Request::Remove { path: path.into() })
+    }
+
+    /// `Rmdir { path }`: `Ok(())` or the refusal.
+    pub fn rmdir(&mut self, path: &str) -> Result<(), Response> {
+        self.request_ok(&Request::Rmdir { path: path.into() })
+    }
+
+    /// `Rename { from, to }`: `Ok(())` or the refusal.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), Response> {
+        self.request_ok(&Request::Rename {
+            from: from.into(),
+            to: to.into(),
+        })
     }
 
     /// Closes both directions at once (an abrupt cut, as far as TCP allows).

@@ -1,18 +1,20 @@
 //! Paths: each user stays in their home, through the real client and
 //! server: paths with `..`, absolute paths, symlinks planted in the home that
 //! point outside, another user's files, and every line of
-//! `data/hostile-paths.txt` as a put target, a get source and a mkdir target.
+//! `data/hostile-paths.txt` as a put target, a get source, a mkdir target, a
+//! path to list, describe, remove or rmdir, and either side of a rename.
 //! Every scenario ends with [`tests::TestServer::assert_healthy`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ftp_client::{Client, ClientError};
-use ftp_shared::ErrorCode;
+use ftp_shared::message::EntryKind;
+use ftp_shared::{ErrorCode, Response};
 use tests::{
     ALICE_PASSWORD, BOB_PASSWORD, BOB_SECRET, ClientEnv, DEFAULT_USERS, Entry, OUTSIDE_SECRET,
-    ServerDir, TestServer, assert_reveals_nothing, login, no_progress, plant, snapshot,
+    RawConn, ServerDir, TestServer, assert_reveals_nothing, login, no_progress, plant, snapshot,
 };
 
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -409,4 +411,339 @@ async fn hostile_paths_through_client_and_server() {
         health = health.allow_part(Path::new("alice").join(path));
     }
     health.assert();
+}
+
+/// Paths through the planted entries, beside the lines of the vector file
+/// (`empty` is an empty directory made beside them).
+const PLANTED: &[&str] = &[
+    "link_to_etc",
+    "link_to_etc/passwd",
+    "link_to_outside",
+    "link_to_outside/",
+    "link_to_outside/secret.txt",
+    "link_to_outside/new.txt",
+    "link_to_outside_rel",
+    "link_to_outside_rel/secret.txt",
+    "link_to_parent",
+    "link_to_parent/bob",
+    "link_to_parent/bob/secret.txt",
+    "link_to_parent/outside/secret.txt",
+    "link_to_root_self",
+    "link_to_root_self/etc/passwd",
+    "link_to_root_self/tmp",
+    "link_to_bob",
+    "link_to_bob/",
+    "link_to_bob/secret.txt",
+    "loop_link",
+    "loop_link/x",
+    "proc_link",
+    "proc_link/root/etc/passwd",
+    "proc_link/cwd",
+    "hardlink.txt",
+    "fifo",
+    "fifo/x",
+    "ok.txt",
+    "sub",
+    "sub/file.txt",
+    "empty",
+];
+
+#[derive(Clone, Copy, Debug)]
+enum NsOp {
+    List,
+    Stat,
+    Remove,
+    Rmdir,
+    /// The path renamed to a fresh name.
+    RenameFrom,
+    /// A fresh file renamed to the path.
+    RenameTo,
+}
+
+/// Every name in `dir` and below (symlinks not followed): the only names a
+/// listing of alice's may show.
+fn names_below(dir: &Path) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        names.insert(entry.file_name().to_string_lossy().into_owned());
+        if entry.file_type().unwrap().is_dir() {
+            names.extend(names_below(&entry.path()));
+        }
+    }
+    names
+}
+
+/// A refusal that keeps the session, with a message that shows no host path
+/// and no OS error.
+#[track_caller]
+fn assert_clean_refusal(reply: &Response, base: &str, what: &str) {
+    match reply {
+        Response::Error { code, message } => {
+            assert!(
+                !message.contains(base),
+                "{what}: the error shows a host path: {message}"
+            );
+            assert!(
+                !message.contains("os error"),
+                "{what}: the error shows an OS message: {message}"
+            );
+            assert!(
+                ![
+                    ErrorCode::BAD_REQUEST,
+                    ErrorCode::INTERNAL,
+                    ErrorCode::TIMEOUT
+                ]
+                .contains(code),
+                "{what}: {code:?} {message}"
+            );
+        }
+        other => panic!("{what}: expected a refusal, got {other:?}"),
+    }
+}
+
+/// Performs `op` on `path` (case number `i`) by hand; true when it acted
+/// (inside the home, as the checks here make sure).
+fn perform_ns(conn: &mut RawConn, server: &TestServer, op: NsOp, path: &str, i: usize) -> bool {
+    let home = server.home("alice");
+    let base = server.base().to_string_lossy().into_owned();
+    let what = format!("{op:?} {path:?}");
+    let refused = |reply: Response| {
+        assert_clean_refusal(&reply, &base, &what);
+        false
+    };
+    match op {
+        NsOp::List => {
+            let known = names_below(&home);
+            match conn.list(path) {
+                Ok((entries, _)) => {
+                    for entry in &entries {
+                        assert!(
+                            known.contains(&entry.name),
+                            "{what}: listed {:?}, which is not in alice's home",
+                            entry.name
+                        );
+                    }
+                    let shown: Vec<u8> = entries
+                        .iter()
+                        .flat_map(|e| e.name.bytes().chain([b'\n']))
+                        .collect();
+                    assert_reveals_nothing(&shown, None, &what);
+                    true
+                }
+                Err(reply) => refused(reply),
+            }
+        }
+        NsOp::Stat => match conn.stat(path) {
+            Ok(entry) => {
+                // What was described is alice's: resolved by the host, the
+                // path stays in her home.
+                // (One trailing '/' is dropped: "f/" is "f", section 8.1.)
+                let resolved =
+                    std::fs::canonicalize(home.join(path.strip_suffix('/').unwrap_or(path)))
+                        .unwrap_or_else(|e| panic!("{what}: described {entry:?}, but: {e}"));
+                let inside = std::fs::canonicalize(&home).unwrap();
+                assert!(
+                    resolved.starts_with(&inside),
+                    "{what}: described {} outside the home",
+                    resolved.display()
+                );
+                true
+            }
+            Err(reply) => refused(reply),
+        },
+        NsOp::Remove => conn.remove(path).map_or_else(refused, |()| true),
+        NsOp::Rmdir => conn.rmdir(path).map_or_else(refused, |()| true),
+        NsOp::RenameFrom => conn
+            .rename(path, &format!("renamed-{i}"))
+            .map_or_else(refused, |()| true),
+        NsOp::RenameTo => {
+            let victim = format!("victim-{i}");
+            std::fs::write(home.join(&victim), b"PWNED").unwrap();
+            conn.rename(&victim, path).map_or_else(refused, |()| true)
+        }
+    }
+}
+
+/// Every valid-UTF-8 hostile path and every path through a planted entry as
+/// the path of `List`, `Stat`, `Remove`, `Rmdir` and either side of
+/// `Rename`, sent as is (no client in between to tidy it up), each phase on
+/// a freshly planted server. Anything may be refused or act inside alice's
+/// home; nothing else may change, no listing may show a name from outside
+/// it, no described entry may lie outside it, and no message may show a host
+/// path or an OS error.
+#[test]
+fn hostile_paths_as_list_stat_remove_rmdir_and_rename() {
+    let mut paths: Vec<String> = tests::hostile_paths().into_iter().map(|(_, p)| p).collect();
+    paths.extend(PLANTED.iter().map(|p| p.to_string()));
+    let passwd = std::fs::read("/etc/passwd").ok();
+    for op in [
+        NsOp::List,
+        NsOp::Stat,
+        NsOp::Remove,
+        NsOp::Rmdir,
+        NsOp::RenameFrom,
+        NsOp::RenameTo,
+    ] {
+        let server = planted_server();
+        std::fs::create_dir(server.home("alice").join("empty")).unwrap();
+        let before = outside_alice(&server);
+        let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+        let (mut acted, mut refused) = (0, 0);
+        for (i, path) in paths.iter().enumerate() {
+            let started = Instant::now();
+            if perform_ns(&mut conn, &server, op, path, i) {
+                acted += 1;
+            } else {
+                refused += 1;
+            }
+            assert!(
+                started.elapsed() < OP_TIMEOUT,
+                "{op:?} {path:?} took {:?}",
+                started.elapsed()
+            );
+        }
+        assert!(conn.is_alive(), "{op:?}: the session ended");
+        eprintln!(
+            "{op:?}: {} paths: {refused} refused, {acted} acted inside the home",
+            paths.len()
+        );
+        assert!(refused > paths.len() / 2, "{op:?}: few refusals: {refused}");
+        assert_eq!(
+            before,
+            outside_alice(&server),
+            "{op:?}: something outside alice's home changed"
+        );
+        assert_eq!(
+            std::fs::read(server.base().join("outside/secret.txt")).unwrap(),
+            OUTSIDE_SECRET
+        );
+        assert_eq!(
+            passwd,
+            std::fs::read("/etc/passwd").ok(),
+            "/etc/passwd changed"
+        );
+        drop(conn);
+        // Renaming to a vector that names a `.part` file made one (the test
+        // asked for it: it is not a temp shown to a user).
+        let mut health = server.health();
+        for path in paths.iter().filter(|p| p.ends_with(".part")) {
+            health = health.allow_part(Path::new("alice").join(path));
+        }
+        health.assert();
+    }
+}
+
+/// The code of a refusal (panics on anything else).
+#[track_caller]
+fn code_of<T: std::fmt::Debug>(what: &str, r: Result<T, Response>) -> ErrorCode {
+    match r {
+        Err(Response::Error { code, .. }) => code,
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
+/// The planted symlinks out of the home are listed and removed as the links
+/// they are, never followed: their targets are not listed, described,
+/// removed or renamed.
+#[test]
+fn planted_symlinks_are_handled_as_links_and_never_followed_out() {
+    let server = planted_server();
+    let before = outside_alice(&server);
+    let bob_before = snapshot(&server.home("bob"), &[]);
+    let home = server.home("alice");
+    let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    let escaping = [
+        "link_to_etc",
+        "link_to_outside",
+        "link_to_outside_rel",
+        "link_to_parent",
+        "link_to_root_self",
+        "link_to_bob",
+        "loop_link",
+        "proc_link",
+    ];
+    for link in escaping {
+        for path in [link.to_string(), format!("{link}/")] {
+            let (entries, batches) = conn.list(&path).unwrap();
+            assert_eq!(batches, [1], "list {path}");
+            assert_eq!(entries[0].name, link, "list {path}");
+            assert_eq!(entries[0].kind, EntryKind::Symlink, "list {path}");
+            let target = std::fs::read_link(home.join(link)).unwrap();
+            assert_eq!(entries[0].size, target.as_os_str().len() as u64);
+        }
+
+        assert_eq!(
+            code_of(link, conn.stat(link)),
+            ErrorCode::PERMISSION_DENIED,
+            "stat {link}"
+        );
+        assert_eq!(
+            code_of(link, conn.rmdir(link)),
+            ErrorCode::NOT_A_DIRECTORY,
+            "rmdir {link}"
+        );
+    }
+    for path in [
+        "link_to_outside/secret.txt",
+        "link_to_outside_rel/secret.txt",
+        "link_to_bob/secret.txt",
+        "link_to_parent/bob/secret.txt",
+        "link_to_root_self/etc/passwd",
+    ] {
+        for (what, reply) in [
+            ("list", conn.list(path).map(|_| ())),
+            ("stat", conn.stat(path).map(|_| ())),
+            ("rm", conn.remove(path)),
+            ("mv from", conn.rename(path, "stolen")),
+            ("mv to", conn.rename("ok.txt", path)),
+        ] {
+            match reply {
+                Err(Response::Error { code, .. }) => {
+                    assert_eq!(code, ErrorCode::PERMISSION_DENIED, "{what} {path}")
+                }
+                other => panic!("{what} {path}: {other:?}"),
+            }
+        }
+    }
+    assert!(!home.join("stolen").exists());
+    assert!(home.join("ok.txt").exists());
+
+    // Renamed and removed as links; the targets stay.
+    conn.rename("link_to_bob", "bobs").unwrap();
+    assert!(home.join("bobs").symlink_metadata().unwrap().is_symlink());
+    conn.rename("ok.txt", "link_to_outside").unwrap();
+    assert_eq!(
+        std::fs::read(home.join("link_to_outside")).unwrap(),
+        b"alice ok"
+    );
+    for link in [
+        "bobs",
+        "link_to_etc",
+        "link_to_outside_rel",
+        "link_to_parent",
+        "link_to_root_self",
+        "loop_link",
+        "proc_link",
+        "hardlink.txt",
+        "fifo",
+    ] {
+        conn.remove(link)
+            .unwrap_or_else(|r| panic!("rm {link}: {r:?}"));
+    }
+    let (left, _) = conn.list("").unwrap();
+    let left: Vec<&str> = left.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(left, ["link_to_outside", "sub"]);
+    assert_eq!(before, outside_alice(&server), "something outside changed");
+    assert_eq!(
+        bob_before,
+        snapshot(&server.home("bob"), &[]),
+        "bob's home changed"
+    );
+    assert_eq!(
+        std::fs::read(server.base().join("outside/secret.txt")).unwrap(),
+        OUTSIDE_SECRET
+    );
+    drop(conn);
+    server.assert_healthy();
 }

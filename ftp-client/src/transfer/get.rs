@@ -14,7 +14,7 @@ use ftp_shared::{Digest, Request, Response};
 use tokio::sync::mpsc;
 
 use super::put::hash_exactly;
-use super::{Progress, QUEUE};
+use super::{Progress, QUEUE, WINDOW};
 use crate::client::{next_reply, unexpected};
 use crate::{Client, ClientError};
 
@@ -110,12 +110,39 @@ impl Client {
         resume: bool,
         progress: Progress<'_>,
     ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+        // Two downloads into one local file would write one `.part`.
         let mut targets = std::collections::HashSet::new();
+        let repeated: Vec<bool> = items
+            .iter()
+            .map(|item| !targets.insert(item.local.as_path()))
+            .collect();
+        let mut results = Vec::with_capacity(items.len());
+        for (w, window) in items.chunks(WINDOW).enumerate() {
+            let first = w * WINDOW;
+            let repeated = &repeated[first..first + window.len()];
+            let mut progress = |i, done, total| progress(first + i, done, total);
+            results.extend(
+                self.get_window(window, repeated, resume, &mut progress)
+                    .await?,
+            );
+        }
+        Ok(results)
+    }
+
+    /// [`Client::get_files`] for at most [`WINDOW`] files, whose `.part`
+    /// files are all open at once.
+    async fn get_window(
+        &mut self,
+        items: &[GetItem],
+        repeated: &[bool],
+        resume: bool,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
         let parts: Vec<_> = items
             .iter()
-            .map(|item| {
-                // Two downloads into one local file would write one `.part`.
-                if !targets.insert(item.local.as_path()) {
+            .zip(repeated)
+            .map(|(item, &repeated)| {
+                if repeated {
                     return Err(ClientError::LocalFile {
                         path: item.local.clone(),
                         message: "is already the target of another download in this command".into(),

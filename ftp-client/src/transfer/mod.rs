@@ -20,6 +20,12 @@ pub use tree::{GetTree, PutTree, make_local_dirs};
 /// part of an earlier upload of them.
 pub const RESUME_MIN: u64 = 1024 * 1024;
 
+/// Files opened at once by a transfer of many: `put_files` and `get_files`
+/// work through their lists in windows of this many files (pipelined
+/// within a window), so a tree of any size stays far below the limit on
+/// open files.
+pub const WINDOW: usize = 256;
+
 /// Chunks in flight between a disk thread and the network.
 const QUEUE: usize = 4;
 

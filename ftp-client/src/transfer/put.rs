@@ -14,7 +14,7 @@ use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
 use ftp_shared::{Digest, Request, Response};
 use tokio::sync::mpsc;
 
-use super::{Progress, QUEUE, RESUME_MIN};
+use super::{Progress, QUEUE, RESUME_MIN, WINDOW};
 use crate::client::{next_reply, unexpected};
 use crate::wire::{Reader, Writer};
 use crate::{Client, ClientError};
@@ -82,6 +82,23 @@ impl Client {
     /// stopped, once the server's kept bytes are checked against the local
     /// file. The outer error is a lost connection; each file has its result.
     pub async fn put_files(
+        &mut self,
+        items: &[PutItem],
+        resume: bool,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+        let mut results = Vec::with_capacity(items.len());
+        for (w, window) in items.chunks(WINDOW).enumerate() {
+            let first = w * WINDOW;
+            let mut progress = |i, done, total| progress(first + i, done, total);
+            results.extend(self.put_window(window, resume, &mut progress).await?);
+        }
+        Ok(results)
+    }
+
+    /// [`Client::put_files`] for at most [`WINDOW`] files, whose local
+    /// files are all open at once.
+    async fn put_window(
         &mut self,
         items: &[PutItem],
         resume: bool,

@@ -41,6 +41,9 @@ pub enum ClientError {
         escape(remote)
     )]
     Verification { remote: String, reason: String },
+    /// A wildcard pattern that matched no name.
+    #[error("no match: {}", escape(pattern))]
+    NoMatch { pattern: String },
     /// A remote path that climbs above the home with `..`; nothing was sent.
     #[error("{}: leads outside the home directory", escape(path))]
     OutsideHome { path: String },

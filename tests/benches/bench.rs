@@ -7,7 +7,8 @@
 //! side, 1 MiB buffers, no fsync), a write+fsync of it, and the digests'
 //! speed on one core. Project figures go through the real release binaries:
 //! `put`/`get` of the file (median of 3), 1,000 files of 4 KiB in one
-//! session, 50 clients uploading 8 MiB each at once, connect + login with
+//! session, the same files as a tree with `put -r` and `get -r`, 50 clients
+//! uploading 8 MiB each at once, connect + login with
 //! saved keys + quit, the server's peak RSS during each, and the server's RSS
 //! with 10,000 idle logged-in sessions.
 //!
@@ -154,6 +155,38 @@ fn main() {
         value: files,
         unit: "files/s",
         against: Against::AtLeast(5000.0),
+    });
+
+    // The same 1,000 files as a tree of 10 directories, both ways.
+    eprintln!("bench: put -r / get -r of 1,000 files of 4 KiB in 10 directories");
+    let tree = client.work().join("tree");
+    for (i, name) in small.iter().enumerate() {
+        let dir = tree.join(format!("d{}", i % 10));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::rename(client.work().join(name), dir.join(name)).expect("move into the tree");
+    }
+    let mut round = 0;
+    let put_tree = median(3, || {
+        round += 1;
+        1000.0 / seconds(|| run(&client, &["put", "-r", "tree", &format!("tree{round}")]))
+    });
+    rows.push(Row {
+        name: "put -r, 1,000 x 4 KiB in 10 dirs (durable)".into(),
+        value: put_tree,
+        unit: "files/s",
+        against: Against::Nothing,
+    });
+    let mut round = 0;
+    let get_tree = median(3, || {
+        round += 1;
+        let local = format!("tree-copy{round}");
+        1000.0 / seconds(|| run(&client, &["get", "-r", &format!("tree{round}"), &local]))
+    });
+    rows.push(Row {
+        name: "get -r, 1,000 x 4 KiB in 10 dirs (durable)".into(),
+        value: get_tree,
+        unit: "files/s",
+        against: Against::Nothing,
     });
 
     // Parallel clients.

@@ -280,3 +280,45 @@ fn progress_and_summary_only_on_a_terminal_and_never_with_quiet() {
     assert!(!shown.contains("files"), "--quiet printed {shown:?}");
     server.assert_healthy();
 }
+
+#[test]
+fn wildcards_expand_against_remote_and_local_directories() {
+    let (server, client) = alice();
+    let home = server.home("alice");
+    let work = client.work();
+    fs::create_dir_all(home.join("logs")).unwrap();
+    for name in ["a.log", "b.log", "c.txt", ".hidden.log", "report[1].txt"] {
+        fs::write(home.join("logs").join(name), name).unwrap();
+    }
+    // ls shows what matches, hidden names only for a pattern that starts with '.'.
+    let out = client.run(["ls", "logs/*.log"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "a.log\nb.log\n");
+    assert_eq!(client.run(["ls", "logs/.*"]).stdout, ".hidden.log\n");
+    // A name that is exactly the pattern is that file.
+    let out = client.run(["stat", "logs/report[1].txt"]);
+    out.assert_success();
+    assert!(out.stdout.contains("Size: 13"), "{}", out.stdout);
+    // get: several matches into the working directory.
+    client.run(["get", "logs/?.log"]).assert_success();
+    assert_eq!(fs::read(work.join("a.log")).unwrap(), b"a.log");
+    assert_eq!(fs::read(work.join("b.log")).unwrap(), b"b.log");
+    assert!(!work.join("c.txt").exists());
+    // Several matches cannot go to one local file.
+    client.run(["get", "logs/*.log", "one-file"]).assert_code(2);
+    // rm with a pattern; a pattern that matches nothing is an error.
+    client.run(["rm", "logs/*.log"]).assert_success();
+    assert!(!home.join("logs/a.log").exists() && !home.join("logs/b.log").exists());
+    assert!(
+        home.join("logs/.hidden.log").exists(),
+        "* matched a hidden name"
+    );
+    let out = client.run(["rm", "logs/*.log"]);
+    out.assert_code(1);
+    assert_eq!(out.stderr, "error: no match: logs/*.log\n");
+    // Local patterns for put, as the shell (and batch files) see them.
+    let out = client.run_stdin(["-b", "-"], "put *.log logs\nls logs/*.log\n");
+    out.assert_success();
+    assert_eq!(out.stdout, "a.log\nb.log\n");
+    server.assert_healthy();
+}

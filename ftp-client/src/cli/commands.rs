@@ -15,6 +15,7 @@ use ftp_shared::message::{Entry, EntryKind};
 use ftp_shared::text::escape;
 use serde_json::json;
 
+use super::glob::{self, has_wildcard};
 use super::output::{
     Leg, Meter, Output, entry_json, full_time, kind_name, mode_string, print_entries,
 };
@@ -265,16 +266,28 @@ impl Remote {
     ) -> Result<(), Failure> {
         let mut code = 0;
         for (i, typed) in paths.iter().enumerate() {
-            let done = match self.resolve(typed) {
-                Ok(path) => self.one(&op, &path).await.map(|d| (path, d)),
-                Err(e) => Err(e),
+            // Wildcards name several paths; `ls` lists what they match.
+            let targets = match op {
+                Op::Rm | Op::Rmdir | Op::Stat => self.expand(typed).await,
+                _ => self.resolve(typed).map(|path| vec![path]),
             };
-            match done {
-                Ok((path, done)) => op.show(typed, &path, done, i, output),
+            let targets = match targets {
+                Ok(targets) => targets,
                 Err(e) if connection_lost(&e) => return Err(e.into()),
                 Err(e) => {
                     output.failure(op.name(), Some(typed), &e);
                     code = code.max(e.exit_code());
+                    continue;
+                }
+            };
+            for path in targets {
+                match self.one(&op, &path).await {
+                    Ok(done) => op.show(typed, &path, done, i, output),
+                    Err(e) if connection_lost(&e) => return Err(e.into()),
+                    Err(e) => {
+                        output.failure(op.name(), Some(typed), &e);
+                        code = code.max(e.exit_code());
+                    }
                 }
             }
         }
@@ -287,7 +300,27 @@ impl Remote {
     async fn one(&mut self, op: &Op, path: &str) -> Result<Done, ClientError> {
         let client = self.client().await?;
         Ok(match op {
-            Op::Ls { .. } => Done::Entries(client.list(path).await?),
+            Op::Ls { .. } => {
+                let (dir, pattern) = (parent(path), file_name(path));
+                if !has_wildcard(pattern) {
+                    return Ok(Done::Entries(client.list(path).await?));
+                }
+                let entries = client.list(dir).await?;
+                match glob::matches(pattern, entries.iter().map(|e| e.name.as_str())) {
+                    None => Done::Entries(client.list(path).await?),
+                    Some(names) if names.is_empty() => {
+                        return Err(ClientError::NoMatch {
+                            pattern: path.to_string(),
+                        });
+                    }
+                    Some(names) => Done::Entries(
+                        entries
+                            .into_iter()
+                            .filter(|e| names.binary_search(&e.name).is_ok())
+                            .collect(),
+                    ),
+                }
+            }
             Op::Stat => Done::Entry(client.stat(path).await?),
             Op::Mkdir { parents } => {
                 client.mkdir(path, *parents).await?;
@@ -302,6 +335,26 @@ impl Remote {
                 Done::Nothing
             }
         })
+    }
+
+    /// A remote path as typed, resolved, with a wildcard in its last
+    /// component expanded against the listing of its directory (see
+    /// [`glob`]).
+    async fn expand(&mut self, typed: &str) -> Result<Vec<String>, ClientError> {
+        let path = self.resolve(typed)?;
+        let pattern = file_name(&path);
+        if !has_wildcard(pattern) {
+            return Ok(vec![path]);
+        }
+        let dir = parent(&path);
+        let entries = self.client().await?.list(dir).await?;
+        match glob::matches(pattern, entries.iter().map(|e| e.name.as_str())) {
+            None => Ok(vec![path]),
+            Some(names) if names.is_empty() => Err(ClientError::NoMatch {
+                pattern: typed.to_string(),
+            }),
+            Some(names) => Ok(names.iter().map(|n| join(dir, n)).collect()),
+        }
     }
 
     /// Whether a remote path is a directory (`false` when it does not exist).
@@ -347,7 +400,18 @@ impl Remote {
     }
 
     async fn put(&mut self, args: &PutArgs, output: &Output) -> Result<(), Failure> {
-        let (sources, target) = split_target(&args.args);
+        let (typed_sources, target) = split_target(&args.args);
+        let mut code = 0;
+        let mut sources = Vec::new();
+        for typed in typed_sources {
+            match glob::expand_local(typed) {
+                Ok(found) => sources.extend(found),
+                Err(e) => {
+                    output.failure("put", Some(typed), &e);
+                    code = code.max(e.exit_code());
+                }
+            }
+        }
         // Where the files go: into a directory, or (one source) to a name.
         let (dest, into_dir) = match target {
             None => (self.cwd.clone(), true),
@@ -370,8 +434,7 @@ impl Remote {
         };
         let mut dirs = Vec::new();
         let mut items = Vec::new();
-        let mut code = 0;
-        for source in sources {
+        for source in &sources {
             let local = PathBuf::from(source);
             if local.is_dir() {
                 if !args.recursive {
@@ -440,8 +503,20 @@ impl Remote {
     }
 
     async fn get(&mut self, args: &GetArgs, output: &Output) -> Result<(), Failure> {
-        let (sources, target) = split_target(&args.args);
+        let (typed_sources, target) = split_target(&args.args);
         let target = target.map(PathBuf::from);
+        let mut code = 0;
+        let mut sources = Vec::new();
+        for typed in typed_sources {
+            match self.expand(typed).await {
+                Ok(found) => sources.extend(found.into_iter().map(|remote| (typed, remote))),
+                Err(e) if connection_lost(&e) => return Err(e.into()),
+                Err(e) => {
+                    output.failure("get", Some(typed), &e);
+                    code = code.max(e.exit_code());
+                }
+            }
+        }
         let target_is_dir = target.as_deref().is_none_or(Path::is_dir);
         if sources.len() > 1 && !target_is_dir {
             return Err(usage_failure(
@@ -451,16 +526,7 @@ impl Remote {
             ));
         }
         let mut items = Vec::new();
-        let mut code = 0;
-        for source in sources {
-            let remote = match self.resolve(source) {
-                Ok(remote) => remote,
-                Err(e) => {
-                    output.failure("get", Some(source), &e);
-                    code = code.max(e.exit_code());
-                    continue;
-                }
-            };
+        for (source, remote) in sources {
             if args.recursive && (remote.is_empty() || self.is_remote_dir(&remote).await?) {
                 let planned = self
                     .client()
@@ -535,6 +601,11 @@ fn finish(
         (_, 0) => Ok(()),
         (_, code) => Err(Failure::Printed(code)),
     }
+}
+
+/// The directory part of a home-relative path (`""` for the home).
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 /// `A... [B]`: the sources and the target, if there are two or more arguments.

@@ -10,6 +10,7 @@
 //! Exit status: see [`EXIT_STATUS`].
 
 pub mod commands;
+pub mod glob;
 pub mod output;
 pub mod shell;
 

@@ -9,6 +9,22 @@ use std::process::Command;
 
 use tests::{ClientEnv, alice, client_bin, files_equal, run_cmd, write_random_file};
 
+/// `sh`/`bash -c SCRIPT` with the environment and working directory of
+/// `client`'s commands.
+fn shell_cmd(client: &ClientEnv, shell: &str, script: &str) -> Command {
+    let env = client.cmd(["unused"]);
+    let mut cmd = Command::new(shell);
+    cmd.arg("-c").arg(script);
+    for (k, v) in env.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.current_dir(env.get_current_dir().expect("a working directory"));
+    cmd
+}
+
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
@@ -120,20 +136,11 @@ fn recursive_put_and_get_through_the_command_line() {
     symlink(outside.path().join("secret"), tree.join("leak")).unwrap();
 
     // 601 files with at most 512 descriptors: files are opened a window at a time.
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(format!(
+    let script = format!(
         "ulimit -n 512 && exec {} put -r tree",
         client_bin().display()
-    ));
-    let mut env_cmd = client.cmd(["unused"]);
-    for (k, v) in env_cmd.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    cmd.current_dir(env_cmd.get_current_dir().unwrap());
-    let _ = &mut env_cmd;
+    );
+    let cmd = shell_cmd(&client, "sh", &script);
     let out = run_cmd(cmd, None);
     out.assert_success();
     assert!(
@@ -320,5 +327,21 @@ fn wildcards_expand_against_remote_and_local_directories() {
     let out = client.run_stdin(["-b", "-"], "put *.log logs\nls logs/*.log\n");
     out.assert_success();
     assert_eq!(out.stdout, "a.log\nb.log\n");
+    server.assert_healthy();
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_only_the_output() {
+    let (server, client) = alice();
+    let home = server.home("alice");
+    for i in 0..3000 {
+        fs::write(home.join(format!("file-with-a-long-name-{i:05}")), b"").unwrap();
+    }
+    let script = format!("set -o pipefail; {} ls | head -n 1", client_bin().display());
+    let cmd = shell_cmd(&client, "bash", &script);
+    let out = run_cmd(cmd, None);
+    out.assert_success();
+    assert_eq!(out.stdout, "file-with-a-long-name-00000\n");
+    assert!(!out.stderr.contains("panicked"), "{:?}", out.stderr);
     server.assert_healthy();
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::glob::{self, has_wildcard};
 use super::output::{
-    Leg, Meter, Output, entry_json, full_time, kind_name, mode_string, print_entries,
+    Leg, Meter, Output, entry_json, full_time, kind_name, mode_string, out, print_entries,
 };
 use crate::remote_path::{self, display, file_name, join};
 use crate::transfer::tree::make_local_dirs;
@@ -81,6 +81,22 @@ pub enum RemoteCmd {
     /// an existing file at TO is replaced.
     #[command(visible_alias = "rename")]
     Mv { from: String, to: String },
+}
+
+impl RemoteCmd {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RemoteCmd::Ls { .. } => "ls",
+            RemoteCmd::Stat { .. } => "stat",
+            RemoteCmd::Put(_) => "put",
+            RemoteCmd::Get(_) => "get",
+            RemoteCmd::Mkdir { .. } => "mkdir",
+            RemoteCmd::Rm { .. } => "rm",
+            RemoteCmd::Rmdir { .. } => "rmdir",
+            RemoteCmd::Mv { .. } => "mv",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -683,9 +699,9 @@ impl Op {
                 }
                 if *headers {
                     if index > 0 {
-                        println!();
+                        out!();
                     }
-                    println!("{}:", escape(typed));
+                    out!("{}:", escape(typed));
                 }
                 print_entries(&shown, *long);
             }
@@ -697,15 +713,15 @@ impl Op {
                     output.record(record);
                     return;
                 }
-                println!("  Path: {}", escape(&display(path)));
-                println!("  Type: {}", kind_name(entry.kind));
-                println!("  Size: {}", entry.size);
-                println!(
+                out!("  Path: {}", escape(&display(path)));
+                out!("  Type: {}", kind_name(entry.kind));
+                out!("  Size: {}", entry.size);
+                out!(
                     "  Mode: {:04o} ({})",
                     entry.mode & 0o7777,
                     mode_string(entry.kind, entry.mode)
                 );
-                println!("  Modified: {}", full_time(entry.modified));
+                out!("  Modified: {}", full_time(entry.modified));
             }
             (op, _) => {
                 if output.json {

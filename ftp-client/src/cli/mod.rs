@@ -152,7 +152,12 @@ fn report(result: anyhow::Result<()>) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // A client error says everything itself (its causes included);
+            // other errors are a chain of contexts.
+            match e.downcast_ref::<ClientError>() {
+                Some(client) => eprintln!("error: {client}"),
+                None => eprintln!("error: {e:#}"),
+            }
             exit_code(&e)
         }
     }
@@ -177,7 +182,7 @@ async fn one_shot(global: &Global, target: Option<Target>, cmd: &RemoteCmd, outp
     };
     let code = match remote.run(cmd, output).await {
         Ok(()) => 0,
-        Err(failure) => failure.report(output, "session"),
+        Err(failure) => failure.report(output, cmd.name()),
     };
     match remote.quit().await {
         Err(e) if code == 0 => report(Err(e.into())),

@@ -16,6 +16,16 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::ClientError;
 
+/// `println!` for results: a reader that went away (`ftp-client ls | head`)
+/// ends nothing but the output.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use out;
+
 /// How results are shown.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -304,8 +314,9 @@ impl Meter {
             file.set_position(done);
             if let Some(bar) = &overall {
                 let position = finished_bytes + done;
-                if bar.length().is_some_and(|l| l < position) || bar.length() == Some(0) {
-                    bar.set_length(position.max(bar.length().unwrap_or(0)));
+                // Without a known total, the length follows the bytes done.
+                if bar.length().is_some_and(|l| l < position) {
+                    bar.set_length(position);
                 }
                 bar.set_position(position);
             }
@@ -355,7 +366,7 @@ impl Meter {
                 }
             }
         }
-        if shown && !self.legs.is_empty() {
+        if shown && failed < self.legs.len() {
             let bytes: u64 = self.sizes.iter().sum();
             let elapsed = self.started.elapsed().max(Duration::from_micros(1));
             let what = match self.legs.as_slice() {

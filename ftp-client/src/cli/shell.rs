@@ -29,7 +29,7 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper, Highlighter, Hi
 use tokio::runtime::Runtime;
 
 use super::commands::{Failure, Remote, RemoteCmd};
-use super::output::{Output, print_entries};
+use super::output::{Output, out, print_entries};
 use super::{Global, report, session};
 use crate::ClientError;
 use crate::remote_path::display;
@@ -278,7 +278,7 @@ fn exec_line(
         }
         ShellCmd::Cd { path } => runtime.block_on(cd(remote, path.as_deref().unwrap_or("/"))),
         ShellCmd::Pwd => {
-            println!("{}", escape(&display(&remote.cwd)));
+            out!("{}", escape(&display(&remote.cwd)));
             Ok(())
         }
         ShellCmd::Lcd { path } => {
@@ -290,7 +290,7 @@ fn exec_line(
         ShellCmd::Lls { long, all, paths } => lls(&paths, long, all),
         ShellCmd::Lpwd => match std::env::current_dir() {
             Ok(dir) => {
-                println!("{}", dir.display());
+                out!("{}", dir.display());
                 Ok(())
             }
             Err(e) => Err(local(Path::new("."), e)),
@@ -355,9 +355,9 @@ fn lls(paths: &[PathBuf], long: bool, all: bool) -> Result<(), Failure> {
         };
         if paths.len() > 1 {
             if i > 0 {
-                println!();
+                out!();
             }
-            println!("{}:", path.display());
+            out!("{}:", path.display());
         }
         let shown: Vec<&Entry> = entries
             .iter()
@@ -419,15 +419,13 @@ fn help(command: Option<&str>) {
             ),
         },
         None => {
-            println!("Commands (`help COMMAND` or `COMMAND --help` for details):");
+            out!("Commands (`help COMMAND` or `COMMAND --help` for details):");
             for sub in line.get_subcommands() {
                 let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
                 let first = about.lines().next().unwrap_or("");
-                println!("  {:<8} {first}", sub.get_name());
+                out!("  {:<8} {first}", sub.get_name());
             }
-            println!(
-                "Paths starting with '/' start at your home; others at the working directory."
-            );
+            out!("Paths starting with '/' start at your home; others at the working directory.");
         }
     }
 }

@@ -508,10 +508,7 @@ impl Remote {
             .sum();
         let legs = items
             .iter()
-            .map(|i| Leg {
-                local: i.local.display().to_string(),
-                remote: display(&i.remote),
-            })
+            .map(|i| Leg::new(&i.local, &i.remote))
             .collect();
         let meter = Meter::start(*output, "put", legs, Some(total));
         let results = client.put_files(&items, true, &mut meter.progress()).await;
@@ -586,10 +583,7 @@ impl Remote {
         client.set_durable_downloads(!args.no_fsync);
         let legs = items
             .iter()
-            .map(|i| Leg {
-                local: i.local.display().to_string(),
-                remote: display(&i.remote),
-            })
+            .map(|i| Leg::new(&i.local, &i.remote))
             .collect();
         let meter = Meter::start(*output, "get", legs, None);
         let results = client

@@ -214,6 +214,16 @@ pub struct Leg {
     pub remote: String,
 }
 
+impl Leg {
+    /// A transfer between `local` and the home-relative `remote`.
+    pub fn new(local: &std::path::Path, remote: &str) -> Leg {
+        Leg {
+            local: local.display().to_string(),
+            remote: crate::remote_path::display(remote),
+        }
+    }
+}
+
 /// The progress of a transfer of one file or many: a bar for the current
 /// file and, for several files, one for the whole; then the report.
 pub struct Meter {

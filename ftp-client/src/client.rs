@@ -16,6 +16,10 @@ use tokio_util::codec::FramedRead;
 use crate::ClientError;
 use crate::wire::{Reader, Writer};
 
+/// How long opening a TCP connection may take (a host that drops packets
+/// would otherwise keep a command waiting for minutes).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Login keys that stand in for the password with one server: the salt and
 /// iteration count they were derived with, and ClientKey/ServerKey.
 #[derive(Clone, Debug)]
@@ -49,12 +53,18 @@ impl Client {
     pub async fn connect(
         addr: impl ToSocketAddrs + std::fmt::Display,
     ) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(&addr)
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr));
+        let stream = match connecting.await {
+            Ok(connected) => connected,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()),
+            )),
+        }
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
         stream.set_nodelay(true).map_err(ClientError::Connection)?;
         let (read, write) = stream.into_split();
         let mut client = Client {

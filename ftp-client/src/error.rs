@@ -28,13 +28,13 @@ pub enum ClientError {
         "the saved login keys no longer match the server (was the password changed?): run `ftp-client login` again"
     )]
     StaleKeys,
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", escape(&path.to_string_lossy()))]
     Local {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {message}", escape(&path.to_string_lossy()))]
     LocalFile { path: PathBuf, message: String },
     #[error(
         "download of {} failed verification ({reason}); nothing was saved",
@@ -44,6 +44,12 @@ pub enum ClientError {
     /// A wildcard pattern that matched no name.
     #[error("no match: {}", escape(pattern))]
     NoMatch { pattern: String },
+    /// A second transfer to a target of the same command; it was not started.
+    #[error(
+        "{}: is already the target of another transfer in this command",
+        escape(target)
+    )]
+    TargetTwice { target: String },
     /// A remote path that climbs above the home with `..`; nothing was sent.
     #[error("{}: leads outside the home directory", escape(path))]
     OutsideHome { path: String },
@@ -59,13 +65,18 @@ impl ClientError {
     }
 
     /// The exit status of a command that failed with this error: 3 when the
-    /// server could not be reached or the connection broke, 4 when the login
-    /// failed, 1 for everything else (a refusal, a local file, a transfer).
+    /// server could not be reached, the connection broke or the server ended
+    /// the session (idle too long, shutting down), 4 when the login failed,
+    /// 1 for everything else (a refusal, a local file, a transfer).
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::Connect { .. } | ClientError::Connection(_) | ClientError::Protocol(_) => {
                 3
             }
+            ClientError::Remote {
+                code: ErrorCode::TIMEOUT | ErrorCode::SHUTTING_DOWN,
+                ..
+            } => 3,
             ClientError::AuthFailed | ClientError::Scram(_) | ClientError::StaleKeys => 4,
             _ => 1,
         }
@@ -85,5 +96,40 @@ impl From<CodecError> for ClientError {
             CodecError::Io(io) => ClientError::Connection(io),
             other => ClientError::Protocol(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(code: ErrorCode) -> ClientError {
+        ClientError::Remote {
+            code,
+            message: "x".into(),
+        }
+    }
+
+    #[test]
+    fn exit_statuses_follow_the_documented_table() {
+        assert_eq!(remote(ErrorCode::NOT_FOUND).exit_code(), 1);
+        assert_eq!(remote(ErrorCode::PERMISSION_DENIED).exit_code(), 1);
+        // The server ended the session: like a lost connection.
+        assert_eq!(remote(ErrorCode::TIMEOUT).exit_code(), 3);
+        assert_eq!(remote(ErrorCode::SHUTTING_DOWN).exit_code(), 3);
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(ClientError::Connection(io()).exit_code(), 3);
+        assert_eq!(ClientError::AuthFailed.exit_code(), 4);
+        assert_eq!(ClientError::StaleKeys.exit_code(), 4);
+        assert_eq!(ClientError::local("/x", io()).exit_code(), 1);
+    }
+
+    #[test]
+    fn local_paths_are_shown_escaped() {
+        let e = ClientError::LocalFile {
+            path: "out/esc\u{1b}[2J".into(),
+            message: "no such directory".into(),
+        };
+        assert_eq!(e.to_string(), "out/esc\\u{1b}[2J: no such directory");
     }
 }

@@ -61,6 +61,15 @@ impl Output {
         self
     }
 
+    /// Standard output as JSON lines (`--json`): one object per line.
+    #[track_caller]
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+
     /// Panics unless the command exited with `code`.
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {

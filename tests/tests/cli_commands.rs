@@ -25,13 +25,6 @@ fn shell_cmd(client: &ClientEnv, shell: &str, script: &str) -> Command {
     cmd
 }
 
-fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
-
 #[test]
 fn ls_stat_mv_rm_rmdir_from_the_command_line() {
     let (server, client) = alice();
@@ -169,7 +162,7 @@ fn recursive_put_and_get_through_the_command_line() {
     // And back, as JSON: one record per file.
     let out = client.run(["--json", "get", "-r", "backup/tree", "copy"]);
     out.assert_success();
-    let records = json_lines(&out.stdout);
+    let records = out.json_lines();
     assert_eq!(records.len(), 601);
     assert!(records.iter().all(|r| r["op"] == "get" && r["ok"] == true));
     assert!(files_equal(
@@ -202,7 +195,7 @@ fn json_records_for_transfers_and_failures() {
     client.run(["mkdir", "d"]).assert_success();
     let out = client.run(["--json", "put", "a", "b", "missing", "d"]);
     out.assert_code(1);
-    let records = json_lines(&out.stdout);
+    let records = out.json_lines();
     assert_eq!(records.len(), 3);
     assert_eq!(
         records[0],
@@ -213,7 +206,7 @@ fn json_records_for_transfers_and_failures() {
     assert!(records[2]["error"].as_str().unwrap().contains("missing"));
     let out = client.run(["--json", "stat", "nothing"]);
     out.assert_code(1);
-    let records = json_lines(&out.stdout);
+    let records = out.json_lines();
     assert_eq!(records[0]["ok"], false);
     assert_eq!(records[0]["code"], 6, "NOT_FOUND");
     server.assert_healthy();

@@ -81,10 +81,9 @@ async fn download(client: &mut Client, tree: &GetTree) {
     }
 }
 
-/// The reasons of the skipped local entries, by path relative to `base`.
-fn skipped_local(tree: &PutTree, base: &Path) -> BTreeMap<String, String> {
-    tree.skipped
-        .iter()
+/// The reasons of local entries left out, by path relative to `base`.
+fn reasons(list: &[(PathBuf, String)], base: &Path) -> BTreeMap<String, String> {
+    list.iter()
         .map(|(path, reason)| {
             let rel = path.strip_prefix(base).unwrap_or(path);
             (rel.to_string_lossy().into_owned(), reason.clone())
@@ -378,7 +377,7 @@ async fn local_symlinks_never_lead_out_of_the_tree() {
     )
     .await
     .expect("plan_put_tree");
-    let skipped = skipped_local(&plan, &tree_dir);
+    let skipped = reasons(&plan.skipped, &tree_dir);
     let expected: BTreeMap<String, String> = [
         ("leak", "symlink leads outside the tree"),
         ("to_root", "symlink leads outside the tree"),
@@ -395,11 +394,10 @@ async fn local_symlinks_never_lead_out_of_the_tree() {
     .into_iter()
     .map(|(p, r)| (p.to_string(), r.to_string()))
     .collect();
-    let (named, unnamed): (BTreeMap<_, _>, BTreeMap<_, _>) = skipped
-        .into_iter()
-        .partition(|(path, _)| expected.contains_key(path));
-    assert_eq!(named, expected);
-    // The two names the server would refuse (not UTF-8; a control character).
+    assert_eq!(skipped, expected);
+    // The two names the server would refuse (not UTF-8; a control
+    // character) make the copy incomplete: they are failures.
+    let unnamed = reasons(&plan.failed, &tree_dir);
     assert_eq!(unnamed.len(), 2, "{unnamed:?}");
     assert!(unnamed.values().any(|r| r.contains("UTF-8")), "{unnamed:?}");
     assert!(
@@ -497,9 +495,21 @@ async fn remote_symlinks_and_special_files_are_not_downloaded() {
     }
     assert_eq!(skipped.get("shared/fifo"), Some(&"not a regular file"));
     // Names listed by the server that no local file should be given.
-    for name in ["shared/esc\u{1b}[2J", "shared/back\\slash"] {
-        assert_eq!(skipped.get(name), Some(&"unsafe name"), "{skipped:?}");
-    }
+    let failed: BTreeMap<&str, &str> = plan
+        .failed
+        .iter()
+        .map(|(p, r)| (p.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        BTreeMap::from([
+            (
+                "shared/esc\u{1b}[2J",
+                "the name cannot be a local file name"
+            ),
+            ("shared/back\\slash", "the name cannot be a local file name"),
+        ])
+    );
     let mut files: Vec<&str> = plan.files.iter().map(|f| f.remote.as_str()).collect();
     files.sort_unstable();
     assert_eq!(files, ["shared/ok.txt", "shared/sub/deep.txt"]);
@@ -750,13 +760,14 @@ async fn names_from_a_hostile_peer_are_never_joined_to_a_local_path() {
             ("d/sub/f", top.join("sub/f").as_path()),
         ]
     );
-    assert_eq!(plan.skipped.len(), hostile.len() + 2, "{:?}", plan.skipped);
+    assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
+    assert_eq!(plan.failed.len(), hostile.len() + 2, "{:?}", plan.failed);
     assert!(
-        plan.skipped
+        plan.failed
             .iter()
-            .all(|(_, reason)| reason == "unsafe name"),
+            .all(|(_, reason)| reason == "the name cannot be a local file name"),
         "{:?}",
-        plan.skipped
+        plan.failed
     );
     for dir in &plan.dirs {
         assert!(dir.starts_with(target.path()));

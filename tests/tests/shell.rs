@@ -269,11 +269,7 @@ fn batch_output_as_json() {
     plant(&server.home("alice"));
     let out = client.run_stdin(["-b", "-", "--json"], "ls docs\nstat 报告.txt\nmkdir x\n");
     out.assert_success();
-    let records: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
-        .collect();
+    let records = out.json_lines();
     assert_eq!(records.len(), 3, "{:?}", out.stdout);
     assert_eq!(records[0]["op"], "ls");
     let names: Vec<&str> = records[0]["entries"]

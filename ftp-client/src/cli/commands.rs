@@ -20,7 +20,8 @@ use super::output::{
     Leg, Meter, Output, entry_json, full_time, kind_name, mode_string, out, print_entries,
 };
 use crate::remote_path::{self, display, file_name, join};
-use crate::transfer::tree::make_local_dirs;
+use crate::transfer::Outcome;
+use crate::transfer::tree::{make_local_dirs, unsafe_local_name};
 use crate::{Client, ClientError, GetItem, PutItem, SavedKeys, Secret, Target};
 
 /// The commands that act on the server.
@@ -47,13 +48,14 @@ pub enum RemoteCmd {
     /// `put LOCAL [REMOTE]`, `put LOCAL... REMOTE_DIR`, `put -r DIR [REMOTE]`.
     /// A directory REMOTE (existing, or written with a trailing '/')
     /// receives the files under their own names. An interrupted upload of the
-    /// same file is continued.
+    /// same file (1 MiB or more) is continued.
     Put(PutArgs),
     /// Download files or directories
     ///
     /// `get REMOTE [LOCAL]`, `get REMOTE... LOCAL_DIR`, `get -r DIR [LOCAL]`.
     /// A download lands in LOCAL.part and is renamed only once its digest
-    /// checked out.
+    /// checked out. A LOCAL ending in '/' must be an existing directory
+    /// (with -r, it is created).
     Get(GetArgs),
     /// Create remote directories
     Mkdir {
@@ -154,10 +156,6 @@ impl Failure {
 /// Whether an error means the connection is gone.
 fn connection_lost(e: &ClientError) -> bool {
     e.exit_code() == 3
-        || matches!(
-            e.remote_code(),
-            Some(ErrorCode::TIMEOUT | ErrorCode::SHUTTING_DOWN)
-        )
 }
 
 /// A session with a server as the commands see it.
@@ -220,25 +218,23 @@ impl Remote {
     }
 
     /// Runs a command. A session that sat idle may have been closed by the
-    /// server meanwhile: then the command runs once more on a new connection.
+    /// server meanwhile (a close that raced the command past the check in
+    /// [`Remote::client`]): then the command runs once more on a new
+    /// connection. Only a command that lost the connection before it did
+    /// anything is run again; one that lost it midway reports what it did
+    /// (a `Failure::Printed`).
     pub async fn run(&mut self, cmd: &RemoteCmd, output: &Output) -> Result<(), Failure> {
         let idle = self.last_used.elapsed() > Duration::from_secs(1);
-        let first = self.attempt(cmd, output).await;
-        let result = match first {
-            Err(Failure::Error(e)) if connection_lost(&e) => {
-                self.disconnect();
-                if idle {
-                    let second = self.attempt(cmd, output).await;
-                    if matches!(&second, Err(Failure::Error(e)) if connection_lost(e)) {
-                        self.disconnect();
-                    }
-                    second
-                } else {
-                    Err(Failure::Error(e))
-                }
-            }
-            other => other,
-        };
+        let mut result = self.attempt(cmd, output).await;
+        if idle && matches!(&result, Err(Failure::Error(e)) if connection_lost(e)) {
+            self.disconnect();
+            result = self.attempt(cmd, output).await;
+        }
+        if matches!(&result, Err(Failure::Error(e)) if connection_lost(e))
+            || matches!(result, Err(Failure::Printed(3)))
+        {
+            self.disconnect();
+        }
         self.last_used = Instant::now();
         result
     }
@@ -281,6 +277,17 @@ impl Remote {
         output: &Output,
     ) -> Result<(), Failure> {
         let mut code = 0;
+        // Whether a request was answered: a lost connection is then
+        // reported, not retried.
+        let mut answered = false;
+        let lost = |e: ClientError, answered: bool| {
+            if answered {
+                output.failure(op.name(), None, &e);
+                Failure::Printed(e.exit_code())
+            } else {
+                Failure::Error(e)
+            }
+        };
         for (i, typed) in paths.iter().enumerate() {
             // Wildcards name several paths; `ls` lists what they match.
             let targets = match op {
@@ -289,22 +296,25 @@ impl Remote {
             };
             let targets = match targets {
                 Ok(targets) => targets,
-                Err(e) if connection_lost(&e) => return Err(e.into()),
+                Err(e) if connection_lost(&e) => return Err(lost(e, answered)),
                 Err(e) => {
                     output.failure(op.name(), Some(typed), &e);
                     code = code.max(e.exit_code());
+                    answered |= e.remote_code().is_some();
                     continue;
                 }
             };
+            answered |= has_wildcard(typed);
             for path in targets {
                 match self.one(&op, &path).await {
                     Ok(done) => op.show(typed, &path, done, i, output),
-                    Err(e) if connection_lost(&e) => return Err(e.into()),
+                    Err(e) if connection_lost(&e) => return Err(lost(e, answered)),
                     Err(e) => {
                         output.failure(op.name(), Some(typed), &e);
                         code = code.max(e.exit_code());
                     }
                 }
+                answered = true;
             }
         }
         match code {
@@ -383,7 +393,11 @@ impl Remote {
     }
 
     async fn mv(&mut self, from: &str, to: &str, output: &Output) -> Result<(), Failure> {
-        let done = async {
+        let report = |e: ClientError| {
+            output.failure("mv", Some(from), &e);
+            Failure::Printed(e.exit_code())
+        };
+        let planned = async {
             let source = self.resolve(from)?;
             let mut dest = self.resolve(to)?;
             if source.is_empty() {
@@ -395,24 +409,22 @@ impl Remote {
             if to.ends_with('/') || dest.is_empty() || self.is_remote_dir(&dest).await? {
                 dest = join(&dest, file_name(&source));
             }
-            self.client().await?.rename(&source, &dest).await?;
             Ok((source, dest))
         };
-        match done.await {
-            Ok((source, dest)) => {
-                if output.json {
-                    output.record(json!({
-                        "op": "mv", "from": display(&source), "to": display(&dest), "ok": true,
-                    }));
-                }
-                Ok(())
-            }
-            Err(e) if connection_lost(&e) => Err(e.into()),
-            Err(e) => {
-                output.failure("mv", Some(from), &e);
-                Err(Failure::Printed(e.exit_code()))
-            }
+        let (source, dest) = match planned.await {
+            Ok(planned) => planned,
+            // Nothing was changed yet: the command may run again.
+            Err(e) if connection_lost(&e) => return Err(e.into()),
+            Err(e) => return Err(report(e)),
+        };
+        let renamed = async { self.client().await?.rename(&source, &dest).await };
+        renamed.await.map_err(report)?;
+        if output.json {
+            output.record(json!({
+                "op": "mv", "from": display(&source), "to": display(&dest), "ok": true,
+            }));
         }
+        Ok(())
     }
 
     async fn put(&mut self, args: &PutArgs, output: &Output) -> Result<(), Failure> {
@@ -479,7 +491,14 @@ impl Remote {
                     }
                 };
                 for (path, why) in &tree.skipped {
-                    eprintln!("warning: skipped {}: {why}", path.display());
+                    eprintln!(
+                        "warning: skipped {}: {why}",
+                        escape(&path.to_string_lossy())
+                    );
+                }
+                for (path, why) in &tree.failed {
+                    output.left_out("put", "local", &path.to_string_lossy(), why);
+                    code = code.max(1);
                 }
                 dirs.extend(tree.dirs);
                 items.extend(tree.files);
@@ -501,7 +520,11 @@ impl Remote {
             items.push(PutItem { local, remote });
         }
         let client = self.client().await?;
-        client.make_dirs(&dirs).await?;
+        if let Err(e) = client.make_dirs(&dirs).await {
+            // Nothing is transferred into a tree whose directories failed.
+            output.failure("put", None, &e);
+            return Err(Failure::Printed(e.exit_code()));
+        }
         let total = items
             .iter()
             .map(|i| std::fs::metadata(&i.local).map(|m| m.len()).unwrap_or(0))
@@ -511,8 +534,8 @@ impl Remote {
             .map(|i| Leg::new(&i.local, &i.remote))
             .collect();
         let meter = Meter::start(*output, "put", legs, Some(total));
-        let results = client.put_files(&items, true, &mut meter.progress()).await;
-        finish(meter, results, code)
+        let outcome = client.put_many(&items, true, &mut meter.progress()).await;
+        finish(meter, outcome, code)
     }
 
     async fn get(&mut self, args: &GetArgs, output: &Output) -> Result<(), Failure> {
@@ -538,6 +561,22 @@ impl Remote {
                 "with several files, the last argument must be an existing local directory",
             ));
         }
+        // `DIR/` names a directory: one that is not there is not created
+        // (as with cp), unless a whole tree is copied into it.
+        if let Some(t) = &target
+            && !target_is_dir
+            && !args.recursive
+            && t.as_os_str().as_encoded_bytes().ends_with(b"/")
+        {
+            let why = if t.exists() {
+                "not a directory"
+            } else {
+                "no such directory"
+            };
+            let e = local_error(t, why);
+            output.failure("get", None, &e);
+            return Err(Failure::Printed(1));
+        }
         let mut items = Vec::new();
         for (source, remote) in sources {
             if args.recursive && (remote.is_empty() || self.is_remote_dir(&remote).await?) {
@@ -552,6 +591,10 @@ impl Remote {
                         for (path, why) in &tree.skipped {
                             eprintln!("warning: skipped {}: {why}", escape(&display(path)));
                         }
+                        for (path, why) in &tree.failed {
+                            output.left_out("get", "remote", &display(path), why);
+                            code = code.max(1);
+                        }
                         items.extend(tree.files);
                     }
                     Err(e) if connection_lost(&e) => return Err(e.into()),
@@ -564,13 +607,24 @@ impl Remote {
             }
             let name = file_name(&remote);
             let local = match &target {
-                Some(t) if !t.is_dir() => t.clone(),
+                Some(t) if !target_is_dir => t.clone(),
                 _ if name.is_empty() => {
                     let e = ClientError::Remote {
                         code: ErrorCode::IS_A_DIRECTORY,
                         message: format!("is a directory (use get -r): {}", escape(source)),
                     };
                     output.failure("get", Some(source), &e);
+                    code = code.max(1);
+                    continue;
+                }
+                // The name comes from the server when a wildcard matched it.
+                _ if unsafe_local_name(name) => {
+                    output.left_out(
+                        "get",
+                        "remote",
+                        &display(&remote),
+                        "the name cannot be a local file name",
+                    );
                     code = code.max(1);
                     continue;
                 }
@@ -586,30 +640,19 @@ impl Remote {
             .map(|i| Leg::new(&i.local, &i.remote))
             .collect();
         let meter = Meter::start(*output, "get", legs, None);
-        let results = client
-            .get_files(&items, args.resume, &mut meter.progress())
+        let outcome = client
+            .get_many(&items, args.resume, &mut meter.progress())
             .await;
-        finish(meter, results, code)
+        finish(meter, outcome, code)
     }
 }
 
 /// The per-file results of a transfer, reported.
-fn finish(
-    meter: Meter,
-    results: Result<Vec<Result<u64, ClientError>>, ClientError>,
-    code: u8,
-) -> Result<(), Failure> {
-    let results = match results {
-        Ok(results) => results,
-        Err(e) => {
-            drop(meter);
-            return Err(e.into());
-        }
-    };
-    let (failed, worst) = meter.finish(&results);
-    match (failed, code.max(worst)) {
-        (_, 0) => Ok(()),
-        (_, code) => Err(Failure::Printed(code)),
+fn finish(meter: Meter, outcome: Outcome, code: u8) -> Result<(), Failure> {
+    let (_, worst) = meter.finish(outcome);
+    match code.max(worst) {
+        0 => Ok(()),
+        code => Err(Failure::Printed(code)),
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use globset::GlobBuilder;
+use glob::{MatchOptions, Pattern};
 
 use crate::ClientError;
 
@@ -26,19 +26,18 @@ pub fn matches<'a>(pattern: &str, names: impl Iterator<Item = &'a str>) -> Optio
     if !has_wildcard(pattern) {
         return None;
     }
-    let matcher = GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .ok()?
-        .compile_matcher();
-    let hidden_too = pattern.starts_with('.');
+    let matcher = Pattern::new(pattern).ok()?;
+    let options = MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
     let mut found = Vec::new();
     for name in names {
         if name == pattern {
             return None;
         }
-        if (hidden_too || !name.starts_with('.')) && matcher.is_match(name) {
+        if matcher.matches_with(name, options) {
             found.push(name.to_string());
         }
     }
@@ -47,17 +46,22 @@ pub fn matches<'a>(pattern: &str, names: impl Iterator<Item = &'a str>) -> Optio
 }
 
 /// A local path as typed, with a wildcard in its last component expanded.
+/// What surrounds that component (the directory part and any trailing
+/// '/') is kept as typed.
 pub fn expand_local(typed: &str) -> Result<Vec<String>, ClientError> {
-    let path = Path::new(typed);
-    let Some(pattern) = path.file_name().and_then(|n| n.to_str()) else {
-        return Ok(vec![typed.to_string()]);
+    let body = typed.trim_end_matches('/');
+    let trailing = &typed[body.len()..];
+    let (prefix, pattern) = match body.rfind('/') {
+        Some(slash) => body.split_at(slash + 1),
+        None => ("", body),
     };
     if !has_wildcard(pattern) {
         return Ok(vec![typed.to_string()]);
     }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
+    let dir = if prefix.is_empty() {
+        Path::new(".")
+    } else {
+        Path::new(prefix)
     };
     let names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| ClientError::Local {
@@ -71,10 +75,10 @@ pub fn expand_local(typed: &str) -> Result<Vec<String>, ClientError> {
         Some(found) if found.is_empty() => Err(ClientError::NoMatch {
             pattern: typed.to_string(),
         }),
-        Some(found) => {
-            let prefix = &typed[..typed.len() - pattern.len()];
-            Ok(found.into_iter().map(|n| format!("{prefix}{n}")).collect())
-        }
+        Some(found) => Ok(found
+            .into_iter()
+            .map(|n| format!("{prefix}{n}{trailing}"))
+            .collect()),
     }
 }
 
@@ -95,6 +99,10 @@ mod tests {
         assert_eq!(m(".*", &names).unwrap(), [".hidden.txt"]);
         assert_eq!(m("*.pdf", &names).unwrap(), Vec::<String>::new());
         assert_eq!(m("报*", &names).unwrap(), ["报告.txt"]);
+        // One character, not one byte.
+        assert_eq!(m("报?.txt", &names).unwrap(), ["报告.txt"]);
+        assert_eq!(m("[报]告.txt", &names).unwrap(), ["报告.txt"]);
+        assert_eq!(m("[!ab]*", &names).unwrap(), ["c.md", "报告.txt"]);
     }
 
     #[test]
@@ -124,5 +132,24 @@ mod tests {
             expand_local(&none),
             Err(ClientError::NoMatch { .. })
         ));
+    }
+
+    #[test]
+    fn local_expansion_keeps_a_trailing_slash_and_multibyte_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["报告", "报表"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let base = dir.path().display();
+        assert_eq!(
+            expand_local(&format!("{base}/报*/")).unwrap(),
+            [format!("{base}/报告/"), format!("{base}/报表/")]
+        );
+        assert_eq!(
+            expand_local(&format!("{base}//报?//")).unwrap(),
+            [format!("{base}//报告//"), format!("{base}//报表//")]
+        );
+        assert_eq!(expand_local("/").unwrap(), ["/"]);
+        assert_eq!(expand_local("").unwrap(), [""]);
     }
 }

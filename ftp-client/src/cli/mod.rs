@@ -31,10 +31,13 @@ pub const EXIT_STATUS: &str = "\
 Exit status:
   0  success
   1  a command failed: refused by the server, a transfer or verification
-     failed, or a local file could not be read or written
+     failed, a local file could not be read or written, or an entry of a
+     recursive transfer could not be copied
   2  usage error: unknown command, bad options or arguments
-  3  cannot connect to the server, or the connection was lost
-  4  login failed: wrong password, stale saved keys, or no credentials";
+  3  cannot connect to the server, the connection was lost, or the server
+     ended the session (idle timeout, shutdown)
+  4  login failed: wrong password, stale saved keys, or no credentials
+  130  interrupted by Ctrl-C";
 
 /// Client of the mini-FTP: authenticated, verified file transfer.
 #[derive(Debug, Parser)]
@@ -180,7 +183,16 @@ async fn one_shot(global: &Global, target: Option<Target>, cmd: &RemoteCmd, outp
         Ok(remote) => remote,
         Err(e) => return report(Err(e)),
     };
-    let code = match remote.run(cmd, output).await {
+    // Ctrl-C ends the command in order (downloads not started leave no
+    // `.part` behind), then the process, with the shell's status for SIGINT.
+    let result = tokio::select! {
+        result = remote.run(cmd, output) => result,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ninterrupted");
+            return 130;
+        }
+    };
+    let code = match result {
         Ok(()) => 0,
         Err(failure) => failure.report(output, cmd.name()),
     };

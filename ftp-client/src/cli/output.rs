@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use unicode_width::UnicodeWidthStr;
 
 use crate::ClientError;
+use crate::transfer::Outcome;
 
 /// `println!` for results: a reader that went away (`ftp-client ls | head`)
 /// ends nothing but the output.
@@ -46,6 +47,17 @@ impl Output {
     }
 
     /// A failure: `error: ...` on standard error and, with `--json`, a record.
+    /// An entry of a recursive transfer that could not be copied: `side`
+    /// is `local` or `remote`, `path` as found (shown escaped).
+    pub fn left_out(&self, op: &str, side: &str, path: &str, reason: &str) {
+        eprintln!("error: {}: {reason}", escape(path));
+        if self.json {
+            let mut record = json!({"op": op, "ok": false, "error": reason});
+            record[side] = json!(path);
+            self.record(record);
+        }
+    }
+
     pub fn failure(&self, op: &str, path: Option<&str>, err: &ClientError) {
         eprintln!("error: {err}");
         if self.json {
@@ -334,9 +346,10 @@ impl Meter {
     }
 
     /// Clears the bars; prints each failure (and, on a terminal, a
-    /// summary; with `--json`, a record per file). Returns how many failed
-    /// and the worst exit status among them.
-    pub fn finish(mut self, results: &[Result<u64, ClientError>]) -> (usize, u8) {
+    /// summary; with `--json`, a record per file). Files after a lost
+    /// connection count as failed. Returns how many failed and the worst
+    /// exit status among them.
+    pub fn finish(mut self, outcome: Outcome) -> (usize, u8) {
         let shown = self.output.progress();
         self.file.finish_and_clear();
         if let Some(bar) = &self.overall {
@@ -345,10 +358,13 @@ impl Meter {
         let _ = self.multi.clear();
         let mut failed = 0;
         let mut code = 0;
-        for (i, (leg, result)) in self.legs.iter().zip(results).enumerate() {
-            match result {
-                Ok(bytes) => {
-                    self.sizes[i] = *bytes;
+        let known = outcome.results.len();
+        let mut results = outcome.results.into_iter();
+        for i in 0..self.legs.len() {
+            let leg = &self.legs[i];
+            let error = match results.next() {
+                Some(Ok(bytes)) => {
+                    self.sizes[i] = bytes;
                     if self.output.json {
                         self.output.record(json!({
                             "op": self.op,
@@ -358,22 +374,36 @@ impl Meter {
                             "ok": true,
                         }));
                     }
+                    continue;
                 }
-                Err(e) => {
-                    failed += 1;
+                Some(Err(e)) => {
                     code = code.max(e.exit_code());
                     eprintln!("error: {e}");
-                    if self.output.json {
-                        self.output.record(json!({
-                            "op": self.op,
-                            "local": leg.local,
-                            "remote": leg.remote,
-                            "ok": false,
-                            "error": e.to_string(),
-                            "code": e.remote_code().map(|c| c.0),
-                        }));
-                    }
+                    (e.to_string(), e.remote_code())
                 }
+                None => ("not transferred: the connection was lost".to_string(), None),
+            };
+            failed += 1;
+            if self.output.json {
+                self.output.record(json!({
+                    "op": self.op,
+                    "local": leg.local,
+                    "remote": leg.remote,
+                    "ok": false,
+                    "error": error.0,
+                    "code": error.1.map(|c| c.0),
+                }));
+            }
+        }
+        if let Some(e) = &outcome.lost {
+            code = code.max(e.exit_code());
+            let untouched = self.legs.len().saturating_sub(known);
+            eprintln!("error: {e}");
+            if untouched > 0 && self.legs.len() > 1 {
+                eprintln!(
+                    "error: {untouched} of {} files not transferred",
+                    self.legs.len()
+                );
             }
         }
         if shown && failed < self.legs.len() {

@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use ftp_shared::message::{Entry, EntryKind};
-use ftp_shared::text::escape;
+use ftp_shared::text::{escape, is_unsafe_char};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
@@ -35,6 +35,9 @@ use crate::ClientError;
 use crate::remote_path::display;
 
 const PROMPT: &str = "ftp> ";
+
+/// How long Tab waits for a remote listing.
+const COMPLETION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One line of the shell.
 #[derive(Debug, Parser)]
@@ -258,25 +261,14 @@ fn exec_line(
     };
     let result: Result<(), Failure> = match parsed.command {
         ShellCmd::Remote(cmd) => {
-            let run = remote.run(&cmd, output);
-            if interruptible {
-                runtime
-                    .block_on(async {
-                        tokio::select! {
-                            result = run => Some(result),
-                            _ = tokio::signal::ctrl_c() => None,
-                        }
-                    })
-                    .unwrap_or_else(|| {
-                        remote.disconnect();
-                        eprintln!("\ninterrupted");
-                        Err(Failure::Printed(1))
-                    })
-            } else {
-                runtime.block_on(run)
-            }
+            until_interrupted(runtime, interruptible, remote.run(&cmd, output))
+                .unwrap_or_else(|| interrupted(remote))
         }
-        ShellCmd::Cd { path } => runtime.block_on(cd(remote, path.as_deref().unwrap_or("/"))),
+        ShellCmd::Cd { path } => {
+            let typed = path.as_deref().unwrap_or("/");
+            until_interrupted(runtime, interruptible, cd(remote, typed))
+                .unwrap_or_else(|| interrupted(remote))
+        }
         ShellCmd::Pwd => {
             out!("{}", escape(&display(&remote.cwd)));
             Ok(())
@@ -313,6 +305,31 @@ fn exec_line(
         Ok(()) => Flow::Next(0),
         Err(failure) => Flow::Next(failure.report(output, &words[0])),
     }
+}
+
+/// Runs `work` to its end or, when `interruptible`, until Ctrl-C (`None`).
+fn until_interrupted<T>(
+    runtime: &Runtime,
+    interruptible: bool,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    if !interruptible {
+        return Some(runtime.block_on(work));
+    }
+    runtime.block_on(async {
+        tokio::select! {
+            result = work => Some(result),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    })
+}
+
+/// After Ctrl-C stopped a command midway: its connection is in an unknown
+/// state, so the next command opens a new one.
+fn interrupted(remote: &mut Remote) -> Result<(), Failure> {
+    remote.disconnect();
+    eprintln!("\ninterrupted");
+    Err(Failure::Printed(130))
 }
 
 fn local(path: &Path, source: std::io::Error) -> Failure {
@@ -525,15 +542,21 @@ impl ShellHelper<'_> {
         let mut listings = self.listings.borrow_mut();
         if !listings.contains_key(&dir) {
             let mut remote = self.remote.borrow_mut();
+            // Keys typed meanwhile wait: a server that does not answer
+            // soon gets no completion (and a new connection next time).
             let listed = self.runtime.block_on(async {
-                let client = remote.client().await?;
-                client.list(&dir).await
+                let listing = async { remote.client().await?.list(&dir).await };
+                tokio::time::timeout(COMPLETION_TIMEOUT, listing).await
             });
             match listed {
-                Ok(entries) => {
+                Ok(Ok(entries)) => {
                     listings.insert(dir.clone(), entries);
                 }
-                Err(_) => return Vec::new(),
+                Ok(Err(_)) => return Vec::new(),
+                Err(_) => {
+                    remote.disconnect();
+                    return Vec::new();
+                }
             }
         }
         let entries = &listings[&dir];
@@ -578,6 +601,8 @@ fn candidates<'a>(
 ) -> Vec<Pair> {
     names
         .filter(|(name, _)| name.starts_with(prefix))
+        // Never put a name that could repaint the terminal on the line.
+        .filter(|(name, _)| !name.chars().any(is_unsafe_char))
         .filter(|(name, _)| prefix.starts_with('.') || !name.starts_with('.'))
         .map(|(name, is_dir)| Pair {
             display: format!("{}{}", escape(name), if is_dir { "/" } else { "" }),
@@ -615,7 +640,7 @@ fn current_word(before: &str) -> (usize, String) {
             }
         } else if c == '\'' || c == '"' {
             quote = Some(c);
-        } else if c.is_whitespace() {
+        } else if is_word_break(c) {
             start = i + c.len_utf8();
         }
     }
@@ -637,6 +662,11 @@ fn current_word(before: &str) -> (usize, String) {
         }
     }
     (start, word)
+}
+
+/// The characters that separate words for the line splitter (`shlex`).
+fn is_word_break(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n')
 }
 
 /// A name as a shell word: characters the line splitter treats specially
@@ -663,6 +693,12 @@ mod tests {
         assert_eq!(current_word("put my\\ fi"), (4, "my fi".into()));
         assert_eq!(current_word("put 'my fi"), (4, "my fi".into()));
         assert_eq!(current_word("ls 报"), (3, "报".into()));
+        // Only what the line splitter splits on separates words.
+        assert_eq!(current_word("get a\u{3000}b"), (4, "a\u{3000}b".into()));
+        assert_eq!(
+            shlex::split("get a\u{3000}b").unwrap(),
+            ["get", "a\u{3000}b"]
+        );
         assert_eq!(current_word(""), (0, String::new()));
     }
 

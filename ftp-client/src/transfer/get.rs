@@ -14,7 +14,7 @@ use ftp_shared::{Digest, Request, Response};
 use tokio::sync::mpsc;
 
 use super::put::hash_exactly;
-use super::{Progress, QUEUE, WINDOW};
+use super::{Outcome, Progress, QUEUE, by_windows, repeated_targets};
 use crate::client::{next_reply, unexpected};
 use crate::{Client, ClientError};
 
@@ -79,6 +79,21 @@ impl Part {
     }
 }
 
+/// The `.part` files a window created: those still empty when the window
+/// ends (however it ends, a dropped future too) are removed; one holding
+/// bytes of a download cut short is kept for a resume.
+struct CreatedParts(Vec<PathBuf>);
+
+impl Drop for CreatedParts {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
 impl Client {
     /// Downloads `remote` into the local file `local` (through `local.part`,
     /// renamed after the size and digest checked out). An existing
@@ -110,63 +125,82 @@ impl Client {
         resume: bool,
         progress: Progress<'_>,
     ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
-        // Two downloads into one local file would write one `.part`.
-        let mut targets = std::collections::HashSet::new();
-        let repeated: Vec<bool> = items
-            .iter()
-            .map(|item| !targets.insert(item.local.as_path()))
-            .collect();
-        let mut results = Vec::with_capacity(items.len());
-        for (w, window) in items.chunks(WINDOW).enumerate() {
-            let first = w * WINDOW;
-            let repeated = &repeated[first..first + window.len()];
-            let mut progress = |i, done, total| progress(first + i, done, total);
-            results.extend(
-                self.get_window(window, repeated, resume, &mut progress)
-                    .await?,
-            );
-        }
-        Ok(results)
+        self.get_many(items, resume, progress).await.into_result()
     }
 
-    /// [`Client::get_files`] for at most [`WINDOW`] files, whose `.part`
-    /// files are all open at once.
+    /// [`Client::get_files`], telling also the results of the files done
+    /// before a lost connection. Downloads into one local file twice are
+    /// refused (both would write one `.part`); so is a `.part` already there
+    /// without `resume`. The `.part` files of downloads that did not start
+    /// are removed, also when the transfer is dropped midway.
+    pub async fn get_many(
+        &mut self,
+        items: &[GetItem],
+        resume: bool,
+        progress: Progress<'_>,
+    ) -> Outcome {
+        let repeated = repeated_targets(items.iter().map(|item| item.local.as_path()));
+        by_windows(
+            items,
+            &repeated,
+            progress,
+            async |window, repeated, results, progress| {
+                self.get_window(window, repeated, resume, results, progress)
+                    .await
+            },
+        )
+        .await
+    }
+
+    /// [`Client::get_many`] for at most [`WINDOW`](super::WINDOW) files, whose `.part`
+    /// files are all open at once: their results are appended to `results`;
+    /// returns the error that lost the connection.
     async fn get_window(
         &mut self,
         items: &[GetItem],
         repeated: &[bool],
         resume: bool,
+        results: &mut Vec<Result<u64, ClientError>>,
         progress: Progress<'_>,
-    ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+    ) -> Option<ClientError> {
         let parts: Vec<_> = items
             .iter()
             .zip(repeated)
             .map(|(item, &repeated)| {
                 if repeated {
-                    return Err(ClientError::LocalFile {
-                        path: item.local.clone(),
-                        message: "is already the target of another download in this command".into(),
+                    return Err(ClientError::TargetTwice {
+                        target: item.local.to_string_lossy().into_owned(),
                     });
                 }
                 Part::prepare(&item.local, resume)
             })
             .collect();
-        for (item, part) in items.iter().zip(&parts) {
-            if let Ok(part) = part {
-                self.writer
-                    .feed(&Request::Get {
-                        path: item.remote.clone(),
-                        offset: part.offset,
-                        algorithm: self.algorithm,
-                    })
-                    .await?;
+        let _created = CreatedParts(
+            parts
+                .iter()
+                .filter_map(|p| p.as_ref().ok().filter(|p| p.created))
+                .map(|p| p.path.clone())
+                .collect(),
+        );
+        let requests = async {
+            for (item, part) in items.iter().zip(&parts) {
+                if let Ok(part) = part {
+                    self.writer
+                        .feed(&Request::Get {
+                            path: item.remote.clone(),
+                            offset: part.offset,
+                            algorithm: self.algorithm,
+                        })
+                        .await?;
+                }
             }
+            self.writer.flush().await
+        };
+        if let Err(e) = requests.await {
+            return Some(e);
         }
-        self.writer.flush().await?;
 
-        let mut results = Vec::with_capacity(items.len());
-        let mut parts = parts.into_iter().enumerate();
-        while let Some((i, part)) = parts.next() {
+        for (i, part) in parts.into_iter().enumerate() {
             let part = match part {
                 Ok(part) => part,
                 Err(e) => {
@@ -174,27 +208,16 @@ impl Client {
                     continue;
                 }
             };
-            let (created, part_path) = (part.created, part.path.clone());
-            match self
+            let result = self
                 .receive(&items[i], part, &mut |done, total| progress(i, done, total))
-                .await
-            {
-                Err(e @ (ClientError::Connection(_) | ClientError::Protocol(_))) => {
-                    // The connection is gone: what arrived stays for a resume;
-                    // the empty `.part` files of downloads that never started go.
-                    let unstarted = parts.filter_map(|(_, p)| p.ok().filter(|p| p.created));
-                    for p in unstarted {
-                        p.discard();
-                    }
-                    if created && std::fs::metadata(&part_path).is_ok_and(|m| m.len() == 0) {
-                        let _ = std::fs::remove_file(&part_path);
-                    }
-                    return Err(e);
-                }
+                .await;
+            match result {
+                // The connection is gone: what arrived stays for a resume.
+                Err(e @ (ClientError::Connection(_) | ClientError::Protocol(_))) => return Some(e),
                 result => results.push(result),
             }
         }
-        Ok(results)
+        None
     }
 
     /// One download: `FileStart`, `Data`..., `FileEnd`.
@@ -228,12 +251,13 @@ impl Client {
             tokio::task::spawn_blocking(move || write_chunks(part, algorithm, durable, rx));
         let mut writing = Some(tx);
         let mut received = offset;
+        // The digest, a refusal, a lost connection or a reply that does not fit.
         let claimed = loop {
             match next_reply(&mut self.reader).await {
                 Ok(Response::Data(data)) => {
                     received += data.len() as u64;
                     if received > size {
-                        return Err(ClientError::Protocol(format!(
+                        break Err(ClientError::Protocol(format!(
                             "the server sent more than the announced {size} bytes"
                         )));
                     }
@@ -247,15 +271,19 @@ impl Client {
                     progress(received, size);
                 }
                 Ok(Response::FileEnd { digest }) => break Ok(digest),
-                Ok(other) => return Err(unexpected(other)),
-                Err(e @ ClientError::Remote { .. }) => break Err(e),
-                Err(e) => return Err(e),
+                Ok(other) => break Err(unexpected(other)),
+                Err(e) => break Err(e),
             }
         };
+        // Every byte received is on disk before anything is decided.
         drop(writing);
         let written = writer
             .await
             .map_err(|e| ClientError::Protocol(format!("writing the file failed: {e}")))?;
+        // What arrived before the connection broke stays for a resume.
+        if let Err(e @ (ClientError::Connection(_) | ClientError::Protocol(_))) = claimed {
+            return Err(e);
+        }
         let discard = || {
             let _ = std::fs::remove_file(&part_path);
         };
@@ -284,7 +312,10 @@ impl Client {
                 reason,
             });
         }
-        std::fs::rename(&part_path, &item.local).map_err(|e| ClientError::local(&item.local, e))?;
+        if let Err(e) = std::fs::rename(&part_path, &item.local) {
+            discard();
+            return Err(ClientError::local(&item.local, e));
+        }
         Ok(size)
     }
 }

@@ -12,6 +12,8 @@ pub mod get;
 pub mod put;
 pub mod tree;
 
+use crate::ClientError;
+
 pub use get::GetItem;
 pub use put::PutItem;
 pub use tree::{GetTree, PutTree, make_local_dirs};
@@ -31,3 +33,62 @@ const QUEUE: usize = 4;
 
 /// Told `(index of the file, bytes of it done, its size)` as a transfer goes.
 pub type Progress<'a> = &'a mut (dyn FnMut(usize, u64, u64) + Send);
+
+/// What a transfer of many files did: a result for each file whose fate is
+/// known, in order, and the error that ended the connection, if one did.
+/// When the connection stayed up, every file has its result; when it was
+/// lost, the files after the last result were not transferred (or not
+/// confirmed).
+#[derive(Debug)]
+pub struct Outcome {
+    pub results: Vec<Result<u64, ClientError>>,
+    pub lost: Option<ClientError>,
+}
+
+impl Outcome {
+    /// Every file's result, or the error that lost the connection.
+    pub fn into_result(self) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+        match self.lost {
+            None => Ok(self.results),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+/// Runs a transfer of many files window by window: `window` transfers the
+/// files of one window (told which repeat an earlier target), appends their
+/// results and returns the error that lost the connection, if one did.
+async fn by_windows<T>(
+    items: &[T],
+    repeated: &[bool],
+    progress: Progress<'_>,
+    mut window: impl AsyncFnMut(
+        &[T],
+        &[bool],
+        &mut Vec<Result<u64, ClientError>>,
+        Progress<'_>,
+    ) -> Option<ClientError>,
+) -> Outcome {
+    let mut results = Vec::with_capacity(items.len());
+    for (w, chunk) in items.chunks(WINDOW).enumerate() {
+        let first = w * WINDOW;
+        let repeated = &repeated[first..first + chunk.len()];
+        let mut progress = |i, done, total| progress(first + i, done, total);
+        let lost = window(chunk, repeated, &mut results, &mut progress).await;
+        if lost.is_some() {
+            return Outcome { results, lost };
+        }
+    }
+    Outcome {
+        results,
+        lost: None,
+    }
+}
+
+/// For each item, whether an earlier item has the same target.
+fn repeated_targets<'a, T: Eq + std::hash::Hash + ?Sized + 'a>(
+    targets: impl Iterator<Item = &'a T>,
+) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    targets.map(|t| !seen.insert(t)).collect()
+}

@@ -14,7 +14,7 @@ use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
 use ftp_shared::{Digest, Request, Response};
 use tokio::sync::mpsc;
 
-use super::{Progress, QUEUE, RESUME_MIN, WINDOW};
+use super::{Outcome, Progress, QUEUE, RESUME_MIN, by_windows, repeated_targets};
 use crate::client::{next_reply, unexpected};
 use crate::wire::{Reader, Writer};
 use crate::{Client, ClientError};
@@ -87,61 +87,98 @@ impl Client {
         resume: bool,
         progress: Progress<'_>,
     ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
-        let mut results = Vec::with_capacity(items.len());
-        for (w, window) in items.chunks(WINDOW).enumerate() {
-            let first = w * WINDOW;
-            let mut progress = |i, done, total| progress(first + i, done, total);
-            results.extend(self.put_window(window, resume, &mut progress).await?);
-        }
-        Ok(results)
+        self.put_many(items, resume, progress).await.into_result()
     }
 
-    /// [`Client::put_files`] for at most [`WINDOW`] files, whose local
-    /// files are all open at once.
-    async fn put_window(
+    /// [`Client::put_files`], telling also the results of the files done
+    /// before a lost connection. Two uploads to one remote path are refused:
+    /// which of them would be kept depends on the order of the server's
+    /// commits, so the second is not sent.
+    pub async fn put_many(
         &mut self,
         items: &[PutItem],
         resume: bool,
         progress: Progress<'_>,
-    ) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+    ) -> Outcome {
+        let repeated = repeated_targets(items.iter().map(|item| item.remote.as_str()));
+        by_windows(
+            items,
+            &repeated,
+            progress,
+            async |window, repeated, results, progress| {
+                self.put_window(window, repeated, resume, results, progress)
+                    .await
+            },
+        )
+        .await
+    }
+
+    /// [`Client::put_many`] for at most [`WINDOW`](super::WINDOW) files, whose local files
+    /// are all open at once: the results whose fate is known are appended
+    /// to `results`; returns the error that lost the connection.
+    async fn put_window(
+        &mut self,
+        items: &[PutItem],
+        repeated: &[bool],
+        resume: bool,
+        results: &mut Vec<Result<u64, ClientError>>,
+        progress: Progress<'_>,
+    ) -> Option<ClientError> {
         let algorithm = self.algorithm;
         let mut sources: Vec<_> = items
             .iter()
-            .map(|item| Source::open(&item.local, algorithm))
+            .zip(repeated)
+            .map(|(item, &repeated)| {
+                if repeated {
+                    return Err(ClientError::TargetTwice {
+                        target: item.remote.clone(),
+                    });
+                }
+                Source::open(&item.local, algorithm)
+            })
             .collect();
         if resume {
             for (item, source) in items.iter().zip(sources.iter_mut()) {
-                if let Ok(source) = source
-                    && source.size >= RESUME_MIN
+                if let Ok(opened) = source
+                    && opened.size >= RESUME_MIN
                 {
-                    self.resume_point(item, source).await?;
+                    match self.resume_point(item, opened).await {
+                        Ok(()) => {}
+                        Err(e @ (ClientError::Local { .. } | ClientError::LocalFile { .. })) => {
+                            *source = Err(e)
+                        }
+                        Err(e) => return Some(e),
+                    }
                 }
             }
         }
 
         let replied = AtomicUsize::new(0);
         let (expect, expected) = mpsc::unbounded_channel();
+        let mut remote: Vec<_> = (0..items.len()).map(|_| None).collect();
         let Client { reader, writer, .. } = self;
         let sending = send_all(
             writer, items, sources, algorithm, &replied, expect, progress,
         );
-        let receiving = receive_all(reader, expected, &replied, items.len());
-        let (local, remote) = tokio::join!(sending, receiving);
-        let (local, remote) = (local?, remote?);
-        Ok(local
-            .into_iter()
-            .zip(remote)
-            .zip(items)
-            .map(|((local, remote), item)| match (local, remote) {
-                (Err(e), _) => Err(e),
-                (Ok(size), Some(Ok(()))) => Ok(size),
-                (Ok(_), Some(Err(e))) => Err(e),
-                (Ok(_), None) => Err(ClientError::Protocol(format!(
+        let receiving = receive_all(reader, expected, &replied, &mut remote);
+        let ((local, sent), received) = tokio::join!(sending, receiving);
+        let lost = sent.and(received).err();
+        let mut local = local.into_iter();
+        for (item, remote) in items.iter().zip(remote) {
+            results.push(match (local.next(), remote) {
+                (Some(Err(e)), _) => Err(e),
+                (Some(Ok(size)), Some(Ok(()))) => Ok(size),
+                (Some(Ok(_)), Some(Err(e))) => Err(e),
+                // Sent but not answered, or not sent: unknown when the
+                // connection was lost, from here on.
+                _ if lost.is_some() => break,
+                _ => Err(ClientError::Protocol(format!(
                     "no reply for {}",
                     item.remote
                 ))),
-            })
-            .collect())
+            });
+        }
+        lost
     }
 
     /// Asks the server what it kept of an earlier upload of this file and,
@@ -199,7 +236,9 @@ impl Client {
 }
 
 /// The sending half: each file's `Put`, its data and its `PutEnd` (or
-/// `PutCancel`), telling the receiver which replies to expect.
+/// `PutCancel`), telling the receiver which replies to expect. Returns the
+/// local result of each file it came to (the bytes sent, or why the file
+/// could not be read) and whether the connection held.
 async fn send_all(
     writer: &mut Writer,
     items: &[PutItem],
@@ -208,80 +247,82 @@ async fn send_all(
     replied: &AtomicUsize,
     expect: mpsc::UnboundedSender<usize>,
     progress: Progress<'_>,
-) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+) -> (Vec<Result<u64, ClientError>>, Result<(), ClientError>) {
     let mut results = Vec::with_capacity(items.len());
-    for (i, (item, source)) in items.iter().zip(sources).enumerate() {
-        let source = match source {
-            Ok(source) => source,
-            Err(e) => {
-                results.push(Err(e));
-                continue;
-            }
-        };
-        let (size, offset) = (source.size, source.offset);
-        writer
-            .feed(&Request::Put {
-                path: item.remote.clone(),
-                size,
-                offset,
-                algorithm,
-            })
-            .await?;
-        let _ = expect.send(i);
-        progress(i, offset, size);
+    let sent = async {
+        for (i, (item, source)) in items.iter().zip(sources).enumerate() {
+            let source = match source {
+                Ok(source) => source,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let (size, offset) = (source.size, source.offset);
+            writer
+                .feed(&Request::Put {
+                    path: item.remote.clone(),
+                    size,
+                    offset,
+                    algorithm,
+                })
+                .await?;
+            let _ = expect.send(i);
+            progress(i, offset, size);
 
-        let (tx, mut chunks) = mpsc::channel(QUEUE);
-        let path = item.local.clone();
-        let (file, hasher) = (source.file, source.hasher);
-        let reader = tokio::task::spawn_blocking(move || {
-            read_chunks(file, size - offset, hasher, &path, tx)
-        });
-        let mut sent = offset;
-        let mut refused = false;
-        while let Some(chunk) = chunks.recv().await {
-            // A reply for this file while it is being sent: refused early.
-            if replied.load(Ordering::Acquire) > i {
-                refused = true;
-                break;
+            let (tx, mut chunks) = mpsc::channel(QUEUE);
+            let path = item.local.clone();
+            let (file, hasher) = (source.file, source.hasher);
+            let reader = tokio::task::spawn_blocking(move || {
+                read_chunks(file, size - offset, hasher, &path, tx)
+            });
+            let mut sent = offset;
+            let mut refused = false;
+            while let Some(chunk) = chunks.recv().await {
+                // A reply for this file while it is being sent: refused early.
+                if replied.load(Ordering::Acquire) > i {
+                    refused = true;
+                    break;
+                }
+                sent += chunk.len() as u64;
+                writer.feed_data(chunk).await?;
+                progress(i, sent, size);
             }
-            sent += chunk.len() as u64;
-            writer.feed_data(chunk).await?;
-            progress(i, sent, size);
+            drop(chunks);
+            let read = reader
+                .await
+                .map_err(|e| ClientError::Protocol(format!("reading the file failed: {e}")))?;
+            match read {
+                _ if refused => {
+                    writer.feed(&Request::PutCancel).await?;
+                    results.push(Ok(size));
+                }
+                Ok(digest) => {
+                    writer.feed(&Request::PutEnd { digest }).await?;
+                    results.push(Ok(size));
+                }
+                Err(e) => {
+                    writer.feed(&Request::PutCancel).await?;
+                    results.push(Err(e));
+                }
+            }
+            if size >= RESUME_MIN {
+                writer.flush().await?;
+            }
         }
-        drop(chunks);
-        let read = reader
-            .await
-            .map_err(|e| ClientError::Protocol(format!("reading the file failed: {e}")))?;
-        match read {
-            _ if refused => {
-                writer.feed(&Request::PutCancel).await?;
-                results.push(Ok(size));
-            }
-            Ok(digest) => {
-                writer.feed(&Request::PutEnd { digest }).await?;
-                results.push(Ok(size));
-            }
-            Err(e) => {
-                writer.feed(&Request::PutCancel).await?;
-                results.push(Err(e));
-            }
-        }
-        if size >= RESUME_MIN {
-            writer.flush().await?;
-        }
+        writer.flush().await
     }
-    writer.flush().await?;
-    Ok(results)
+    .await;
+    (results, sent)
 }
 
-/// The receiving half: one reply per expected file, in order.
+/// The receiving half: one reply per expected file, in order, into `results`.
 async fn receive_all(
     reader: &mut Reader,
     mut expected: mpsc::UnboundedReceiver<usize>,
     replied: &AtomicUsize,
-    count: usize,
-) -> Result<Vec<Option<Result<(), ClientError>>>, ClientError> {
-    let mut results: Vec<_> = (0..count).map(|_| None).collect();
+    results: &mut [Option<Result<(), ClientError>>],
+) -> Result<(), ClientError> {
     while let Some(i) = expected.recv().await {
         let result = match next_reply(reader).await {
             Ok(Response::Ok) => Ok(()),
@@ -292,7 +333,7 @@ async fn receive_all(
         results[i] = Some(result);
         replied.store(i + 1, Ordering::Release);
     }
-    Ok(results)
+    Ok(())
 }
 
 /// The disk side of an upload: exactly `len` more bytes, hashed, then the

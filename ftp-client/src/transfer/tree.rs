@@ -17,8 +17,11 @@
 //! could not be used safely as a local file name is never joined to a local
 //! path.
 //!
-//! The `skipped` lists hold names as found (remote names are the server's
-//! text): escape them before showing them to a person.
+//! Entries left out by these rules are in `skipped`; entries that should
+//! have been copied but cannot be (a directory that cannot be read, a name
+//! the other side cannot hold) are in `failed`: the copy is incomplete.
+//! Both lists hold names as found (remote names are the server's text):
+//! escape them before showing them to a person.
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
@@ -40,6 +43,7 @@ pub struct PutTree {
     pub dirs: Vec<String>,
     pub files: Vec<PutItem>,
     pub skipped: Vec<(PathBuf, String)>,
+    pub failed: Vec<(PathBuf, String)>,
 }
 
 /// What `get -r` will do: local directories to create (parents first), the
@@ -49,6 +53,7 @@ pub struct GetTree {
     pub dirs: Vec<PathBuf>,
     pub files: Vec<GetItem>,
     pub skipped: Vec<(String, String)>,
+    pub failed: Vec<(String, String)>,
 }
 
 /// A directory's identity, to recognise it when a symlink leads back to it.
@@ -71,8 +76,9 @@ impl Client {
     /// taken in name order. A symlink is followed only when its target lies
     /// inside the tree: a file is uploaded under the link's name, a
     /// directory is copied unless it is one being copied already (a loop).
-    /// Symlinks leading outside, broken ones, FIFOs, sockets, devices and
-    /// names the server would refuse are left out, each in `skipped`.
+    /// Symlinks leading outside, broken ones, FIFOs, sockets and devices
+    /// are left out, each in `skipped`; directories that cannot be read and
+    /// names the server would refuse are in `failed`.
     pub async fn plan_put_tree(
         &mut self,
         local: &Path,
@@ -149,10 +155,10 @@ impl Client {
     /// The directories are listed one depth at a time, the `List`s of a
     /// depth pipelined. Files are downloaded; directories are descended;
     /// symlinks are not followed and FIFOs, sockets and devices not
-    /// transferred; names that are not usable as a local file name
-    /// (empty, `.`, `..`, holding '/', NUL, a backslash or a control or
-    /// invisible character) and directories the server refuses to list
-    /// are left out, each in `skipped`. Every local directory to create,
+    /// transferred (each in `skipped`); names that are not usable as a
+    /// local file name (empty, `.`, `..`, holding '/', NUL, a backslash or a
+    /// control or invisible character) and directories the server refuses
+    /// to list are in `failed`. Every local directory to create,
     /// the top one included, is in `dirs` (parents first).
     pub async fn plan_get_tree(
         &mut self,
@@ -188,14 +194,15 @@ impl Client {
                     Ok(entries) => entries,
                     Err(e) if top_level => return Err(e),
                     Err(e) => {
-                        tree.skipped.push((dir, e.to_string()));
+                        tree.failed.push((dir, e.to_string()));
                         continue;
                     }
                 };
                 for entry in entries {
                     let path = join_remote(&dir, &entry.name);
                     if unsafe_local_name(&entry.name) {
-                        tree.skipped.push((path, "unsafe name".into()));
+                        tree.failed
+                            .push((path, "the name cannot be a local file name".into()));
                         continue;
                     }
                     match entry.kind {
@@ -345,7 +352,7 @@ fn local_target(name: &str, local: Option<&Path>) -> Result<PathBuf, ClientError
 /// leave the directory (`..`, '/'), mean something else (empty, `.`), cut
 /// the path (NUL), or is one the server would not serve (a backslash, a
 /// control or invisible character).
-fn unsafe_local_name(name: &str) -> bool {
+pub(crate) fn unsafe_local_name(name: &str) -> bool {
     matches!(name, "" | "." | "..")
         || name
             .chars()
@@ -391,7 +398,7 @@ fn walk_local(
             Ok(entries) => entries,
             Err(e) if is_top => return Err(ClientError::local(&dir.local, e)),
             Err(e) => {
-                tree.skipped.push((dir.local, format!("cannot read: {e}")));
+                tree.failed.push((dir.local, format!("cannot read: {e}")));
                 continue;
             }
         };
@@ -401,19 +408,19 @@ fn walk_local(
             let path = entry.path();
             let file_name = entry.file_name();
             let Some(name) = file_name.to_str() else {
-                tree.skipped
+                tree.failed
                     .push((path, "the name is not valid UTF-8".into()));
                 continue;
             };
             if let Some(reason) = refused_remote_name(name) {
-                tree.skipped.push((path, reason.into()));
+                tree.failed.push((path, reason.into()));
                 continue;
             }
             let remote = join_remote(&dir.remote, name);
             let file_type = match entry.file_type() {
                 Ok(t) => t,
                 Err(e) => {
-                    tree.skipped.push((path, e.to_string()));
+                    tree.failed.push((path, e.to_string()));
                     continue;
                 }
             };
@@ -428,7 +435,7 @@ fn walk_local(
                         tree.skipped.push((path, "directory loop".into()));
                     }
                     Ok(meta) => children.push(child(&dir, path, remote, &meta)),
-                    Err(e) => tree.skipped.push((path, e.to_string())),
+                    Err(e) => tree.failed.push((path, e.to_string())),
                 }
             } else if file_type.is_symlink() {
                 match follow(&path, root) {

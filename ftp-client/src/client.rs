@@ -81,7 +81,17 @@ impl Client {
                 version: PROTOCOL_VERSION,
             })
             .await?;
-        match client.reply().await? {
+        let reply = match client.reply().await {
+            Err(ClientError::Remote { code, message }) => {
+                return Err(ClientError::Refused {
+                    addr: addr.to_string(),
+                    code,
+                    message,
+                });
+            }
+            reply => reply?,
+        };
+        match reply {
             Response::Hello { version, server } if version == PROTOCOL_VERSION => {
                 client.server = server;
                 Ok(client)

@@ -7,17 +7,25 @@ use ftp_shared::{CodecError, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {}", io_message(source))]
     Connect {
         addr: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("connection to the server lost: {0}")]
+    #[error("connection to the server lost: {}", io_message(.0))]
     Connection(#[source] std::io::Error),
     /// The server refused the request; `message` is the server's (shown escaped).
     #[error("remote: {}", escape(message))]
     Remote { code: ErrorCode, message: String },
+    /// The server refused the session at its start (too busy, another
+    /// protocol version); `message` is the server's (shown escaped).
+    #[error("{addr} refused the session: {}", escape(message))]
+    Refused {
+        addr: String,
+        code: ErrorCode,
+        message: String,
+    },
     #[error("protocol error: {0}")]
     Protocol(String),
     #[error("authentication failed")]
@@ -28,7 +36,7 @@ pub enum ClientError {
         "the saved login keys no longer match the server (was the password changed?): run `ftp-client login` again"
     )]
     StaleKeys,
-    #[error("{}: {source}", escape(&path.to_string_lossy()))]
+    #[error("{}: {}", escape(&path.to_string_lossy()), io_message(source))]
     Local {
         path: PathBuf,
         #[source]
@@ -59,7 +67,7 @@ impl ClientError {
     /// The server's error code, when the server refused the request.
     pub fn remote_code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Remote { code, .. } => Some(*code),
+            ClientError::Remote { code, .. } | ClientError::Refused { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -70,9 +78,10 @@ impl ClientError {
     /// 1 for everything else (a refusal, a local file, a transfer).
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Connect { .. } | ClientError::Connection(_) | ClientError::Protocol(_) => {
-                3
-            }
+            ClientError::Connect { .. }
+            | ClientError::Refused { .. }
+            | ClientError::Connection(_)
+            | ClientError::Protocol(_) => 3,
             ClientError::Remote {
                 code: ErrorCode::TIMEOUT | ErrorCode::SHUTTING_DOWN,
                 ..
@@ -87,6 +96,16 @@ impl ClientError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// An I/O error as a person reads it: "No such file or directory", without
+/// the "(os error 2)" that follows it.
+fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => text[..at].to_string(),
+        _ => text,
     }
 }
 
@@ -119,6 +138,12 @@ mod tests {
         assert_eq!(remote(ErrorCode::SHUTTING_DOWN).exit_code(), 3);
         let io = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert_eq!(ClientError::Connection(io()).exit_code(), 3);
+        let busy = ClientError::Refused {
+            addr: "127.0.0.1:1".into(),
+            code: ErrorCode::BUSY,
+            message: "too many connections".into(),
+        };
+        assert_eq!(busy.exit_code(), 3);
         assert_eq!(ClientError::AuthFailed.exit_code(), 4);
         assert_eq!(ClientError::StaleKeys.exit_code(), 4);
         assert_eq!(ClientError::local("/x", io()).exit_code(), 1);
@@ -131,5 +156,7 @@ mod tests {
             message: "no such directory".into(),
         };
         assert_eq!(e.to_string(), "out/esc\\u{1b}[2J: no such directory");
+        let e = ClientError::local("a/b", std::io::Error::from_raw_os_error(2));
+        assert_eq!(e.to_string(), "a/b: No such file or directory");
     }
 }

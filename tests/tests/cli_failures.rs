@@ -1,7 +1,8 @@
 //! How `ftp-client` fails: a connection lost in the middle of many files
 //! (each file that finished is still reported, a cut download is kept for
-//! `--resume`), Ctrl-C during a download (no empty `.part` is left), two
-//! sources for one target, a missing `DIR/`, names from the server that
+//! `--resume`), Ctrl-C during a download, one-shot or in a batch (no empty
+//! `.part` is left), a server that refuses the session, two sources for one
+//! target (or for one's `.part`), a missing `DIR/`, names from the server that
 //! must not become local file names, and entries of a recursive transfer
 //! that cannot be copied (exit 1 after copying the rest).
 //!
@@ -18,8 +19,8 @@ use std::sync::mpsc;
 use std::thread;
 
 use tests::{
-    ALICE_PASSWORD, ClientEnv, DEADLINE, POLL_DEADLINE, TestServer, alice, files_equal, wait_child,
-    wait_until, write_random_file,
+    ALICE_PASSWORD, ClientEnv, DEADLINE, POLL_DEADLINE, ServerDir, TestServer, alice, files_equal,
+    wait_child, wait_until, write_random_file,
 };
 
 /// What the proxy does once the server's bytes reach its budget.
@@ -149,15 +150,21 @@ fn a_connection_lost_midway_reports_each_finished_file_and_keeps_the_cut_one() {
     server.assert_healthy();
 }
 
-#[test]
-fn ctrl_c_during_a_download_leaves_no_empty_part_files() {
+/// Starts `args` through a proxy that stalls after 1 MiB of a download of
+/// `a`, `big`, `c`, `d` into `out/`, presses Ctrl-C once bytes of `big`
+/// are on disk, and checks that the client ends with 130, leaving `a` and
+/// the cut `big.part` (kept for a resume), but no empty `.part`.
+fn ctrl_c_during_a_download(args: &[&str], batch: Option<&str>) {
     let (server, client) = alice();
     four_files(&server);
     let out_dir = client.work().join("out");
     fs::create_dir(&out_dir).unwrap();
+    if let Some(lines) = batch {
+        fs::write(client.work().join("batch"), lines).unwrap();
+    }
     let (addr, reached) = proxy(server.addr(), 1024 * 1024, AtBudget::Stall);
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = via(&client, addr, &["get", "a", "big", "c", "d", "out/"])
+    let mut child = via(&client, addr, args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log.reopen().unwrap())
@@ -182,6 +189,36 @@ fn ctrl_c_during_a_download_leaves_no_empty_part_files() {
     names.sort();
     assert_eq!(names, ["a", "big.part"], "{stderr}");
     server.assert_healthy();
+}
+
+#[test]
+fn ctrl_c_during_a_download_leaves_no_empty_part_files() {
+    ctrl_c_during_a_download(&["get", "a", "big", "c", "d", "out/"], None);
+}
+
+#[test]
+fn ctrl_c_ends_a_batch_and_its_download_the_same_way() {
+    // `-` would let a failed line go on: an interrupted one stops all the same.
+    ctrl_c_during_a_download(&["-b", "batch"], Some("-get a big c d out/\nmkdir after\n"));
+}
+
+#[test]
+fn a_server_that_refuses_the_session_is_exit_3() {
+    let server =
+        ServerDir::with_users(tests::DEFAULT_USERS).start_args(&["--max-connections", "1"]);
+    let client = ClientEnv::new();
+    let _held = tests::RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    let out = client.run_stdin(
+        [
+            "--server",
+            &server.target("alice"),
+            "--password-stdin",
+            "ls",
+        ],
+        &format!("{ALICE_PASSWORD}\n"),
+    );
+    out.assert_code(3);
+    assert!(out.stderr.contains("refused the session"), "{}", out.stderr);
 }
 
 #[test]
@@ -215,6 +252,20 @@ fn two_sources_for_one_target_are_refused_not_overwritten() {
     assert!(out.stderr.contains("already the target"), "{}", out.stderr);
     assert_eq!(fs::read(work.join("back/a.txt")).unwrap(), b"from x");
     assert!(!work.join("back/a.txt.part").exists());
+
+    // A target that is another download's `.part`: one rename would
+    // replace the other's `.part` midway.
+    client
+        .run(["mv", "other/a.txt", "dir/a.txt.part"])
+        .assert_success();
+    fs::create_dir(work.join("parts")).unwrap();
+    let out = client.run(["get", "dir/a.txt.part", "dir/a.txt", "parts/"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("already the target"), "{}", out.stderr);
+    assert_eq!(fs::read(work.join("parts/a.txt.part")).unwrap(), b"from y");
+    assert_eq!(fs::read_dir(work.join("parts")).unwrap().count(), 1);
+    // (The health check takes any remote `.part` for a leftover.)
+    client.run(["rm", "dir/a.txt.part"]).assert_success();
     server.assert_healthy();
 }
 

@@ -158,6 +158,9 @@ fn connection_lost(e: &ClientError) -> bool {
     e.exit_code() == 3
 }
 
+/// How long ending a session waits for the server's answer.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A session with a server as the commands see it.
 #[derive(Debug)]
 pub struct Remote {
@@ -209,10 +212,13 @@ impl Remote {
         remote_path::resolve(&self.cwd, path)
     }
 
-    /// Ends the session politely.
+    /// Ends the session politely; a server that does not answer within
+    /// [`QUIT_TIMEOUT`] is left without the goodbye.
     pub async fn quit(mut self) -> Result<(), ClientError> {
         match self.client.take() {
-            Some(client) => client.quit().await,
+            Some(client) => tokio::time::timeout(QUIT_TIMEOUT, client.quit())
+                .await
+                .unwrap_or(Ok(())),
             None => Ok(()),
         }
     }
@@ -306,7 +312,7 @@ impl Remote {
             };
             answered |= has_wildcard(typed);
             for path in targets {
-                match self.one(&op, &path).await {
+                match self.one(&op, &path, typed.ends_with('/')).await {
                     Ok(done) => op.show(typed, &path, done, i, output),
                     Err(e) if connection_lost(&e) => return Err(lost(e, answered)),
                     Err(e) => {
@@ -323,7 +329,9 @@ impl Remote {
         }
     }
 
-    async fn one(&mut self, op: &Op, path: &str) -> Result<Done, ClientError> {
+    /// `op` on one resolved path; `dirs_only` when it was typed with a
+    /// trailing '/' (a wildcard then matches directories only).
+    async fn one(&mut self, op: &Op, path: &str, dirs_only: bool) -> Result<Done, ClientError> {
         let client = self.client().await?;
         Ok(match op {
             Op::Ls { .. } => {
@@ -331,7 +339,10 @@ impl Remote {
                 if !has_wildcard(pattern) {
                     return Ok(Done::Entries(client.list(path).await?));
                 }
-                let entries = client.list(dir).await?;
+                let mut entries = client.list(dir).await?;
+                if dirs_only {
+                    entries.retain(|e| e.kind == EntryKind::Directory);
+                }
                 match glob::matches(pattern, entries.iter().map(|e| e.name.as_str())) {
                     None => Done::Entries(client.list(path).await?),
                     Some(names) if names.is_empty() => {
@@ -373,7 +384,11 @@ impl Remote {
             return Ok(vec![path]);
         }
         let dir = parent(&path);
-        let entries = self.client().await?.list(dir).await?;
+        let mut entries = self.client().await?.list(dir).await?;
+        // As in a shell, `*/` matches directories only.
+        if typed.ends_with('/') {
+            entries.retain(|e| e.kind == EntryKind::Directory);
+        }
         match glob::matches(pattern, entries.iter().map(|e| e.name.as_str())) {
             None => Ok(vec![path]),
             Some(names) if names.is_empty() => Err(ClientError::NoMatch {

@@ -68,7 +68,10 @@ pub fn expand_local(typed: &str) -> Result<Vec<String>, ClientError> {
             path: dir.to_path_buf(),
             source: e,
         })?
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(Result::ok)
+        // As in a shell, `*/` matches directories only.
+        .filter(|entry| trailing.is_empty() || entry.path().is_dir())
+        .filter_map(|entry| entry.file_name().into_string().ok())
         .collect();
     match matches(pattern, names.iter().map(String::as_str)) {
         None => Ok(vec![typed.to_string()]),
@@ -140,6 +143,7 @@ mod tests {
         for name in ["报告", "报表"] {
             std::fs::create_dir(dir.path().join(name)).unwrap();
         }
+        std::fs::write(dir.path().join("报纸"), b"a file").unwrap();
         let base = dir.path().display();
         assert_eq!(
             expand_local(&format!("{base}/报*/")).unwrap(),
@@ -149,6 +153,8 @@ mod tests {
             expand_local(&format!("{base}//报?//")).unwrap(),
             [format!("{base}//报告//"), format!("{base}//报表//")]
         );
+        // Without the '/', files match too.
+        assert_eq!(expand_local(&format!("{base}/报*")).unwrap().len(), 3);
         assert_eq!(expand_local("/").unwrap(), ["/"]);
         assert_eq!(expand_local("").unwrap(), [""]);
     }

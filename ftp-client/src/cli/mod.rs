@@ -34,10 +34,13 @@ Exit status:
      failed, a local file could not be read or written, or an entry of a
      recursive transfer could not be copied
   2  usage error: unknown command, bad options or arguments
-  3  cannot connect to the server, the connection was lost, or the server
-     ended the session (idle timeout, shutdown)
+  3  cannot connect to the server, the server refused the session (busy)
+     or ended it (idle timeout, shutdown), or the connection was lost
   4  login failed: wrong password, stale saved keys, or no credentials
   130  interrupted by Ctrl-C";
+
+/// The exit status of a command stopped by Ctrl-C (as a shell reports SIGINT).
+const INTERRUPTED: u8 = 130;
 
 /// Client of the mini-FTP: authenticated, verified file transfer.
 #[derive(Debug, Parser)]
@@ -189,7 +192,7 @@ async fn one_shot(global: &Global, target: Option<Target>, cmd: &RemoteCmd, outp
         result = remote.run(cmd, output) => result,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("\ninterrupted");
-            return 130;
+            return INTERRUPTED;
         }
     };
     let code = match result {

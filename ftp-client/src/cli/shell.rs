@@ -30,7 +30,7 @@ use tokio::runtime::Runtime;
 
 use super::commands::{Failure, Remote, RemoteCmd};
 use super::output::{Output, out, print_entries};
-use super::{Global, report, session};
+use super::{Global, INTERRUPTED, report, session};
 use crate::ClientError;
 use crate::remote_path::display;
 
@@ -108,11 +108,11 @@ pub(super) fn run(
         );
         return 2;
     }
-    let lines: Box<dyn Iterator<Item = std::io::Result<String>>> = match batch.as_deref() {
+    let input: Box<dyn BufRead + Send> = match batch.as_deref() {
         None => return interactive(runtime, global, target, output),
-        Some(path) if path == Path::new("-") => Box::new(std::io::stdin().lock().lines()),
+        Some(path) if path == Path::new("-") => Box::new(std::io::BufReader::new(std::io::stdin())),
         Some(path) => match std::fs::File::open(path) {
-            Ok(file) => Box::new(std::io::BufReader::new(file).lines()),
+            Ok(file) => Box::new(std::io::BufReader::new(file)),
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());
                 return 1;
@@ -123,16 +123,35 @@ pub(super) fn run(
         Ok(remote) => remote,
         Err(e) => return report(Err(e)),
     };
+    // Lines are read on a thread of their own, so that Ctrl-C is noticed
+    // while the batch waits for its next line, as while a command runs.
+    let (tx, mut lines) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in input.lines() {
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut status = 0;
-    for (number, line) in lines.enumerate() {
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => {
+    let mut number = 0;
+    loop {
+        let next = until_interrupted(runtime, true, lines.recv());
+        let line = match next {
+            None => {
+                eprintln!("\ninterrupted");
+                status = INTERRUPTED;
+                break;
+            }
+            Some(None) => break,
+            Some(Some(Ok(line))) => line,
+            Some(Some(Err(e))) => {
                 eprintln!("error: cannot read the batch: {e}");
                 status = 1;
                 break;
             }
         };
+        number += 1;
         let text = line.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;
@@ -141,12 +160,13 @@ pub(super) fn run(
             Some(rest) => (true, rest.trim_start()),
             None => (false, text),
         };
-        match exec_line(runtime, &mut remote, text, &output, false) {
+        match exec_line(runtime, &mut remote, text, &output, true) {
             Flow::Exit => break,
             Flow::Next(0) => {}
-            Flow::Next(_) if may_fail => {}
+            // Ctrl-C ends the batch, whatever the line allowed.
+            Flow::Next(code) if may_fail && code != INTERRUPTED => {}
             Flow::Next(code) => {
-                eprintln!("batch stopped at line {}: {}", number + 1, escape(text));
+                eprintln!("batch stopped at line {number}: {}", escape(text));
                 status = code;
                 break;
             }
@@ -329,7 +349,7 @@ fn until_interrupted<T>(
 fn interrupted(remote: &mut Remote) -> Result<(), Failure> {
     remote.disconnect();
     eprintln!("\ninterrupted");
-    Err(Failure::Printed(130))
+    Err(Failure::Printed(INTERRUPTED))
 }
 
 fn local(path: &Path, source: std::io::Error) -> Failure {

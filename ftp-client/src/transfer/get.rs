@@ -4,6 +4,7 @@
 //! connection can be continued with `resume`; an existing `.part` is never
 //! overwritten otherwise.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use ftp_shared::{Digest, Request, Response};
 use tokio::sync::mpsc;
 
 use super::put::hash_exactly;
-use super::{Outcome, Progress, QUEUE, by_windows, repeated_targets};
+use super::{Outcome, Progress, QUEUE, by_windows};
 use crate::client::{next_reply, unexpected};
 use crate::{Client, ClientError};
 
@@ -79,6 +80,27 @@ impl Part {
     }
 }
 
+/// For each item, whether an earlier item writes the same file: the same
+/// target (both would write one `.part`), a target that is the other's
+/// `.part`, or a `.part` that is the other's target (one rename would
+/// replace the other's `.part` midway).
+fn clashing_targets(items: &[GetItem]) -> Vec<bool> {
+    // The targets and `.part` files of the items taken so far.
+    let mut taken: HashSet<PathBuf> = HashSet::new();
+    items
+        .iter()
+        .map(|item| {
+            let part = part_path(&item.local);
+            let clash = taken.contains(&item.local) || taken.contains(&part);
+            if !clash {
+                taken.insert(item.local.clone());
+                taken.insert(part);
+            }
+            clash
+        })
+        .collect()
+}
+
 /// The `.part` files a window created: those still empty when the window
 /// ends (however it ends, a dropped future too) are removed; one holding
 /// bytes of a download cut short is kept for a resume.
@@ -129,8 +151,9 @@ impl Client {
     }
 
     /// [`Client::get_files`], telling also the results of the files done
-    /// before a lost connection. Downloads into one local file twice are
-    /// refused (both would write one `.part`); so is a `.part` already there
+    /// before a lost connection. Two downloads that would write one file
+    /// (one target, or a target that is the other's `.part`) are refused;
+    /// so is a `.part` already there
     /// without `resume`. The `.part` files of downloads that did not start
     /// are removed, also when the transfer is dropped midway.
     pub async fn get_many(
@@ -139,7 +162,7 @@ impl Client {
         resume: bool,
         progress: Progress<'_>,
     ) -> Outcome {
-        let repeated = repeated_targets(items.iter().map(|item| item.local.as_path()));
+        let repeated = clashing_targets(items);
         by_windows(
             items,
             &repeated,
@@ -245,7 +268,7 @@ impl Client {
         }
         progress(offset, size);
         let (tx, rx) = mpsc::channel(QUEUE);
-        let part_path = part.path.clone();
+        let (part_path, created) = (part.path.clone(), part.created);
         let (algorithm, durable) = (self.algorithm, self.durable);
         let writer =
             tokio::task::spawn_blocking(move || write_chunks(part, algorithm, durable, rx));
@@ -287,13 +310,26 @@ impl Client {
         let discard = || {
             let _ = std::fs::remove_file(&part_path);
         };
+        // A failure that says nothing against the bytes: the `.part` goes
+        // back to what it was before this download (a resumed one keeps the
+        // bytes it had).
+        let restore = || {
+            if created {
+                discard();
+            } else {
+                let _ = OpenOptions::new()
+                    .write(true)
+                    .open(&part_path)
+                    .and_then(|f| f.set_len(offset));
+            }
+        };
         let (claimed, computed) = match (claimed, written) {
             (Err(e), _) => {
-                discard();
+                restore();
                 return Err(e);
             }
             (Ok(_), Err(e)) => {
-                discard();
+                restore();
                 return Err(ClientError::local(&part_path, e));
             }
             (Ok(claimed), Ok(computed)) => (claimed, computed),
@@ -313,7 +349,7 @@ impl Client {
             });
         }
         if let Err(e) = std::fs::rename(&part_path, &item.local) {
-            discard();
+            restore();
             return Err(ClientError::local(&item.local, e));
         }
         Ok(size)

@@ -664,8 +664,7 @@ impl Remote {
 
 /// The per-file results of a transfer, reported.
 fn finish(meter: Meter, outcome: Outcome, code: u8) -> Result<(), Failure> {
-    let (_, worst) = meter.finish(outcome);
-    match code.max(worst) {
+    match code.max(meter.finish(outcome)) {
         0 => Ok(()),
         code => Err(Failure::Printed(code)),
     }

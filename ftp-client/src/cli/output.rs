@@ -347,9 +347,9 @@ impl Meter {
 
     /// Clears the bars; prints each failure (and, on a terminal, a
     /// summary; with `--json`, a record per file). Files after a lost
-    /// connection count as failed. Returns how many failed and the worst
-    /// exit status among them.
-    pub fn finish(mut self, outcome: Outcome) -> (usize, u8) {
+    /// connection count as failed. Returns the worst exit status among
+    /// the failures (0 when there were none).
+    pub fn finish(mut self, outcome: Outcome) -> u8 {
         let shown = self.output.progress();
         self.file.finish_and_clear();
         if let Some(bar) = &self.overall {
@@ -425,7 +425,7 @@ impl Meter {
                 indicatif::HumanBytes((bytes as f64 / elapsed.as_secs_f64()) as u64)
             );
         }
-        (failed, code)
+        code
     }
 }
 

@@ -153,19 +153,19 @@ impl Client {
     /// [`Client::get_files`], telling also the results of the files done
     /// before a lost connection. Two downloads that would write one file
     /// (one target, or a target that is the other's `.part`) are refused;
-    /// so is a `.part` already there
-    /// without `resume`. The `.part` files of downloads that did not start
-    /// are removed, also when the transfer is dropped midway.
+    /// so is a `.part` already there without `resume`. The `.part` files of
+    /// downloads that did not start are removed, also when the transfer is
+    /// dropped midway.
     pub async fn get_many(
         &mut self,
         items: &[GetItem],
         resume: bool,
         progress: Progress<'_>,
     ) -> Outcome {
-        let repeated = clashing_targets(items);
+        let clashing = clashing_targets(items);
         by_windows(
             items,
-            &repeated,
+            &clashing,
             progress,
             async |window, repeated, results, progress| {
                 self.get_window(window, repeated, resume, results, progress)
@@ -175,9 +175,9 @@ impl Client {
         .await
     }
 
-    /// [`Client::get_many`] for at most [`WINDOW`](super::WINDOW) files, whose `.part`
-    /// files are all open at once: their results are appended to `results`;
-    /// returns the error that lost the connection.
+    /// [`Client::get_many`] for at most [`WINDOW`](super::WINDOW) files,
+    /// whose `.part` files are all open at once: their results are appended
+    /// to `results`; returns the error that lost the connection.
     async fn get_window(
         &mut self,
         items: &[GetItem],

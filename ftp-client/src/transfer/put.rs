@@ -113,9 +113,10 @@ impl Client {
         .await
     }
 
-    /// [`Client::put_many`] for at most [`WINDOW`](super::WINDOW) files, whose local files
-    /// are all open at once: the results whose fate is known are appended
-    /// to `results`; returns the error that lost the connection.
+    /// [`Client::put_many`] for at most [`WINDOW`](super::WINDOW) files,
+    /// whose local files are all open at once: the results whose fate is
+    /// known are appended to `results`; returns the error that lost the
+    /// connection.
     async fn put_window(
         &mut self,
         items: &[PutItem],

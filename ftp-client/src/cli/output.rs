@@ -360,39 +360,31 @@ impl Meter {
         let mut code = 0;
         let known = outcome.results.len();
         let mut results = outcome.results.into_iter();
-        for i in 0..self.legs.len() {
-            let leg = &self.legs[i];
-            let error = match results.next() {
+        for (i, leg) in self.legs.iter().enumerate() {
+            let mut record = json!({"op": self.op, "local": leg.local, "remote": leg.remote});
+            match results.next() {
                 Some(Ok(bytes)) => {
                     self.sizes[i] = bytes;
-                    if self.output.json {
-                        self.output.record(json!({
-                            "op": self.op,
-                            "local": leg.local,
-                            "remote": leg.remote,
-                            "bytes": bytes,
-                            "ok": true,
-                        }));
-                    }
-                    continue;
+                    record["bytes"] = json!(bytes);
+                    record["ok"] = json!(true);
                 }
-                Some(Err(e)) => {
-                    code = code.max(e.exit_code());
-                    eprintln!("error: {e}");
-                    (e.to_string(), e.remote_code())
+                failure => {
+                    failed += 1;
+                    let (error, remote_code) = match failure {
+                        Some(Err(e)) => {
+                            code = code.max(e.exit_code());
+                            eprintln!("error: {e}");
+                            (e.to_string(), e.remote_code())
+                        }
+                        _ => ("not transferred: the connection was lost".to_string(), None),
+                    };
+                    record["ok"] = json!(false);
+                    record["error"] = json!(error);
+                    record["code"] = json!(remote_code.map(|c| c.0));
                 }
-                None => ("not transferred: the connection was lost".to_string(), None),
-            };
-            failed += 1;
+            }
             if self.output.json {
-                self.output.record(json!({
-                    "op": self.op,
-                    "local": leg.local,
-                    "remote": leg.remote,
-                    "ok": false,
-                    "error": error.0,
-                    "code": error.1.map(|c| c.0),
-                }));
+                self.output.record(record);
             }
         }
         if let Some(e) = &outcome.lost {

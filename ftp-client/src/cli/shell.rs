@@ -114,7 +114,7 @@ pub(super) fn run(
         Some(path) => match std::fs::File::open(path) {
             Ok(file) => Box::new(std::io::BufReader::new(file)),
             Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
+                eprintln!("error: {}", ClientError::local(path, e));
                 return 1;
             }
         },
@@ -136,7 +136,7 @@ pub(super) fn run(
     let mut status = 0;
     let mut number = 0;
     loop {
-        let next = until_interrupted(runtime, true, lines.recv());
+        let next = until_interrupted(runtime, lines.recv());
         let line = match next {
             None => {
                 eprintln!("\ninterrupted");
@@ -160,7 +160,7 @@ pub(super) fn run(
             Some(rest) => (true, rest.trim_start()),
             None => (false, text),
         };
-        match exec_line(runtime, &mut remote, text, &output, true) {
+        match exec_line(runtime, &mut remote, text, &output) {
             Flow::Exit => break,
             Flow::Next(0) => {}
             // Ctrl-C ends the batch, whatever the line allowed.
@@ -219,7 +219,7 @@ fn interactive(
     loop {
         match editor.readline(PROMPT) {
             Ok(line) => {
-                let flow = exec_line(runtime, &mut remote.borrow_mut(), &line, &output, true);
+                let flow = exec_line(runtime, &mut remote.borrow_mut(), &line, &output);
                 if let Some(helper) = editor.helper() {
                     helper.listings.borrow_mut().clear();
                 }
@@ -256,15 +256,9 @@ fn history_path() -> Option<PathBuf> {
         .map(|d| d.join("ftp-client").join("history"))
 }
 
-/// Runs one line. With `interruptible`, Ctrl-C stops a remote command (its
-/// connection is dropped; the next command opens a new one).
-fn exec_line(
-    runtime: &Runtime,
-    remote: &mut Remote,
-    line: &str,
-    output: &Output,
-    interruptible: bool,
-) -> Flow {
+/// Runs one line. Ctrl-C stops a remote command or `cd` (its connection
+/// is dropped; the next command opens a new one).
+fn exec_line(runtime: &Runtime, remote: &mut Remote, line: &str, output: &Output) -> Flow {
     let Some(words) = shlex::split(line) else {
         eprintln!("error: unbalanced quotes");
         return Flow::Next(2);
@@ -280,14 +274,11 @@ fn exec_line(
         }
     };
     let result: Result<(), Failure> = match parsed.command {
-        ShellCmd::Remote(cmd) => {
-            until_interrupted(runtime, interruptible, remote.run(&cmd, output))
-                .unwrap_or_else(|| interrupted(remote))
-        }
+        ShellCmd::Remote(cmd) => until_interrupted(runtime, remote.run(&cmd, output))
+            .unwrap_or_else(|| interrupted(remote)),
         ShellCmd::Cd { path } => {
             let typed = path.as_deref().unwrap_or("/");
-            until_interrupted(runtime, interruptible, cd(remote, typed))
-                .unwrap_or_else(|| interrupted(remote))
+            until_interrupted(runtime, cd(remote, typed)).unwrap_or_else(|| interrupted(remote))
         }
         ShellCmd::Pwd => {
             out!("{}", escape(&display(&remote.cwd)));
@@ -327,15 +318,8 @@ fn exec_line(
     }
 }
 
-/// Runs `work` to its end or, when `interruptible`, until Ctrl-C (`None`).
-fn until_interrupted<T>(
-    runtime: &Runtime,
-    interruptible: bool,
-    work: impl Future<Output = T>,
-) -> Option<T> {
-    if !interruptible {
-        return Some(runtime.block_on(work));
-    }
+/// Runs `work` to its end, or until Ctrl-C (`None`).
+fn until_interrupted<T>(runtime: &Runtime, work: impl Future<Output = T>) -> Option<T> {
     runtime.block_on(async {
         tokio::select! {
             result = work => Some(result),

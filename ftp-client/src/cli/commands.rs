@@ -283,44 +283,48 @@ impl Remote {
         output: &Output,
     ) -> Result<(), Failure> {
         let mut code = 0;
-        // Whether a request was answered: a lost connection is then
-        // reported, not retried.
-        let mut answered = false;
-        let lost = |e: ClientError, answered: bool| {
-            if answered {
+        // Whether the command got anywhere: a reply came (the connection
+        // was alive) or something was shown. A lost connection is then
+        // reported, not run again.
+        let mut progressed = false;
+        let lost = |e: ClientError, progressed: bool| {
+            if progressed {
                 output.failure(op.name(), None, &e);
                 Failure::Printed(e.exit_code())
             } else {
                 Failure::Error(e)
             }
         };
+        // Wildcards name several paths; `ls` lists what they match itself.
+        let expands = matches!(op, Op::Rm | Op::Rmdir | Op::Stat);
         for (i, typed) in paths.iter().enumerate() {
-            // Wildcards name several paths; `ls` lists what they match.
-            let targets = match op {
-                Op::Rm | Op::Rmdir | Op::Stat => self.expand(typed).await,
-                _ => self.resolve(typed).map(|path| vec![path]),
+            let targets = if expands {
+                self.expand(typed).await
+            } else {
+                self.resolve(typed).map(|path| vec![path])
             };
             let targets = match targets {
                 Ok(targets) => targets,
-                Err(e) if connection_lost(&e) => return Err(lost(e, answered)),
+                Err(e) if connection_lost(&e) => return Err(lost(e, progressed)),
                 Err(e) => {
                     output.failure(op.name(), Some(typed), &e);
                     code = code.max(e.exit_code());
-                    answered |= e.remote_code().is_some();
+                    progressed = true;
                     continue;
                 }
             };
-            answered |= has_wildcard(typed);
+            // A wildcard was expanded from the server's listing.
+            progressed |= expands && has_wildcard(typed);
             for path in targets {
                 match self.one(&op, &path, typed.ends_with('/')).await {
                     Ok(done) => op.show(typed, &path, done, i, output),
-                    Err(e) if connection_lost(&e) => return Err(lost(e, answered)),
+                    Err(e) if connection_lost(&e) => return Err(lost(e, progressed)),
                     Err(e) => {
                         output.failure(op.name(), Some(typed), &e);
                         code = code.max(e.exit_code());
                     }
                 }
-                answered = true;
+                progressed = true;
             }
         }
         match code {

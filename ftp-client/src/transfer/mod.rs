@@ -84,11 +84,3 @@ async fn by_windows<T>(
         lost: None,
     }
 }
-
-/// For each item, whether an earlier item has the same target.
-fn repeated_targets<'a, T: Eq + std::hash::Hash + ?Sized + 'a>(
-    targets: impl Iterator<Item = &'a T>,
-) -> Vec<bool> {
-    let mut seen = std::collections::HashSet::new();
-    targets.map(|t| !seen.insert(t)).collect()
-}

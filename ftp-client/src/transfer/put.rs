@@ -14,7 +14,7 @@ use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
 use ftp_shared::{Digest, Request, Response};
 use tokio::sync::mpsc;
 
-use super::{Outcome, Progress, QUEUE, RESUME_MIN, by_windows, repeated_targets};
+use super::{Outcome, Progress, QUEUE, RESUME_MIN, by_windows};
 use crate::client::{next_reply, unexpected};
 use crate::wire::{Reader, Writer};
 use crate::{Client, ClientError};
@@ -100,7 +100,7 @@ impl Client {
         resume: bool,
         progress: Progress<'_>,
     ) -> Outcome {
-        let repeated = repeated_targets(items.iter().map(|item| item.remote.as_str()));
+        let repeated = repeated_targets(items);
         by_windows(
             items,
             &repeated,
@@ -234,6 +234,15 @@ impl Client {
             .map_err(|e| ClientError::local(&item.local, e))?;
         Ok(())
     }
+}
+
+/// For each item, whether an earlier item uploads to the same remote path.
+fn repeated_targets(items: &[PutItem]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .map(|item| !seen.insert(item.remote.as_str()))
+        .collect()
 }
 
 /// The sending half: each file's `Put`, its data and its `PutEnd` (or

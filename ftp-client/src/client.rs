@@ -7,13 +7,15 @@
 
 use ftp_shared::codec::{ClientCodec, MAX_FRAME};
 use ftp_shared::message::{DigestAlgorithm, Entry, MAGIC, PROTOCOL_VERSION};
-use ftp_shared::scram::{ClientFirst, ScramKeys};
+use ftp_shared::scram::{ChannelBinding, ClientFirst, ScramKeys, TLS_EXPORTER_LEN};
 use ftp_shared::{ErrorCode, Request, Response};
 use futures::StreamExt;
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
+use tokio_util::either::Either;
 
 use crate::ClientError;
+use crate::tls::{self, Transport};
 use crate::wire::{Reader, Writer};
 
 /// How long opening a TCP connection may take (a host that drops packets
@@ -46,15 +48,17 @@ pub struct Client {
     pub(crate) algorithm: DigestAlgorithm,
     /// Whether a download is flushed to disk before it is renamed into place.
     pub(crate) durable: bool,
+    /// The `tls-exporter` value the login is bound to (`None` in plaintext).
+    channel_binding: Option<[u8; TLS_EXPORTER_LEN]>,
 }
 
 impl Client {
-    /// Connects and exchanges hellos.
-    pub async fn connect(
-        addr: impl ToSocketAddrs + std::fmt::Display,
-    ) -> Result<Client, ClientError> {
-        let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr));
-        let stream = match connecting.await {
+    /// Connects to `addr` (`HOST:PORT`), sets up `transport` (the TLS
+    /// handshake and the check of the server's certificate) and exchanges
+    /// hellos. The TCP connect and the handshake each get [`CONNECT_TIMEOUT`].
+    pub async fn connect(addr: &str, transport: &Transport) -> Result<Client, ClientError> {
+        let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr));
+        let tcp = match connecting.await {
             Ok(connected) => connected,
             Err(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -65,14 +69,28 @@ impl Client {
             addr: addr.to_string(),
             source,
         })?;
-        stream.set_nodelay(true).map_err(ClientError::Connection)?;
-        let (read, write) = stream.into_split();
+        tcp.set_nodelay(true).map_err(ClientError::Connection)?;
+        let (stream, channel_binding) = match transport {
+            Transport::InsecurePlaintext => (Either::Left(tcp), None),
+            Transport::Tls(options) => {
+                let handshake = tls::handshake(tcp, addr, options);
+                let (stream, binding) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| ClientError::Tls {
+                    addr: addr.to_string(),
+                    message: format!("no TLS handshake in {} s", CONNECT_TIMEOUT.as_secs()),
+                })??;
+                (stream, Some(binding))
+            }
+        };
+        let (read, write) = tokio::io::split(stream);
         let mut client = Client {
             reader: FramedRead::new(read, ClientCodec::new(MAX_FRAME)),
             writer: Writer::new(write),
             server: String::new(),
             algorithm: DigestAlgorithm::default(),
             durable: true,
+            channel_binding,
         };
         client
             .writer
@@ -119,14 +137,22 @@ impl Client {
         self.durable = durable;
     }
 
-    /// Logs in with SCRAM-SHA-256 and checks that the server knows the
-    /// user's verifier. Returns the keys, for saving in place of the password.
+    /// Logs in with SCRAM-SHA-256, over TLS bound to the channel
+    /// (SCRAM-SHA-256-PLUS, `tls-exporter`), and checks that the server
+    /// knows the user's verifier. Returns the keys, for saving in place of
+    /// the password.
+    ///
+    /// Over TLS the binding is always used: a server that refuses it is an
+    /// error, never a reason to log in unbound (RFC 5802 section 6).
     pub async fn login(
         &mut self,
         user: &str,
         secret: Secret<'_>,
     ) -> Result<SavedKeys, ClientError> {
-        let first = ClientFirst::new(user);
+        let first = match self.channel_binding {
+            Some(data) => ClientFirst::bound(user, ChannelBinding::TlsExporter(data)),
+            None => ClientFirst::new(user),
+        };
         self.writer
             .send(&Request::AuthStart {
                 client_first: first.message(),
@@ -286,6 +312,7 @@ pub(crate) async fn next_reply(reader: &mut Reader) -> Result<Response, ClientEr
     match reader.next().await {
         Some(Ok(Response::Error { code, message })) => Err(match code {
             ErrorCode::AUTH_FAILED => ClientError::AuthFailed,
+            ErrorCode::CHANNEL_BINDING => ClientError::ChannelBinding { message },
             _ => ClientError::Remote { code, message },
         }),
         Some(reply) => Ok(reply?),

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use ftp_shared::scram::ScramError;
 use ftp_shared::text::escape;
+use ftp_shared::tls::Fingerprint;
 use ftp_shared::{CodecError, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,41 @@ pub enum ClientError {
         escape(target)
     )]
     TargetTwice { target: String },
+    /// The TLS handshake failed (nothing was sent).
+    #[error("TLS with {addr} failed: {message}")]
+    Tls { addr: String, message: String },
+    /// The server answered in something else than TLS.
+    #[error(
+        "{addr} did not answer with TLS: the server may run with --insecure-plaintext (connect with --insecure-plaintext only on a network you trust); nothing was sent"
+    )]
+    NotTls { addr: String },
+    /// A host seen for the first time, neither pinned nor vouched for by a CA.
+    #[error(
+        "the certificate of {host} is not signed by a trusted CA and this host is not pinned yet.\n  Its fingerprint is {fingerprint}\n  Compare it with the one the server printed at its start (or `openssl x509 -noout -fingerprint -sha256 -in tls-cert.pem` on the server), then connect again with --accept-new-host, or with --pin {fingerprint}"
+    )]
+    UnknownHost {
+        host: String,
+        fingerprint: Fingerprint,
+    },
+    /// A person declined to trust a new host.
+    #[error("{host} is not trusted; nothing was sent")]
+    HostNotTrusted { host: String },
+    /// A pinned host presented another certificate.
+    #[error("{}", changed_message(host, pinned, presented, file.as_deref(), *given))]
+    CertificateChanged {
+        host: String,
+        pinned: Fingerprint,
+        presented: Fingerprint,
+        file: Option<PathBuf>,
+        /// Whether the pin was given with `--pin` (not read from the file).
+        given: bool,
+    },
+    /// The login was bound to a TLS channel that is not the server's.
+    #[error(
+        "the channel binding did not match: someone may be intercepting this connection ({})",
+        escape(message)
+    )]
+    ChannelBinding { message: String },
     /// A remote path that climbs above the home with `..`; nothing was sent.
     #[error("{}: leads outside the home directory", escape(path))]
     OutsideHome { path: String },
@@ -86,6 +123,12 @@ impl ClientError {
                 code: ErrorCode::TIMEOUT | ErrorCode::SHUTTING_DOWN,
                 ..
             } => 3,
+            ClientError::Tls { .. } | ClientError::NotTls { .. } => 3,
+            ClientError::UnknownHost { .. }
+            | ClientError::HostNotTrusted { .. }
+            | ClientError::CertificateChanged { .. }
+            | ClientError::ChannelBinding { .. }
+            | ClientError::Scram(ScramError::ChannelBindingMismatch | ScramError::Downgrade) => 5,
             ClientError::AuthFailed | ClientError::Scram(_) | ClientError::StaleKeys => 4,
             _ => 1,
         }
@@ -97,6 +140,25 @@ impl ClientError {
             source,
         }
     }
+}
+
+/// What a changed certificate is told with: both fingerprints and how to
+/// replace the pin.
+fn changed_message(
+    host: &str,
+    pinned: &Fingerprint,
+    presented: &Fingerprint,
+    file: Option<&std::path::Path>,
+    given: bool,
+) -> String {
+    let source = match (given, file) {
+        (true, _) => "given with --pin".to_string(),
+        (false, Some(f)) => format!("pinned in {}", f.display()),
+        (false, None) => "pinned".to_string(),
+    };
+    format!(
+        "THE CERTIFICATE OF {host} HAS CHANGED; nothing was sent.\n  expected ({source}): {pinned}\n  presented:           {presented}\n  Someone may be intercepting this connection, or the server got a new certificate.\n  If you know it did (compare with what the server printed), replace the pin: `ftp-client forget-host {host}`, then connect with --pin {presented}"
+    )
 }
 
 /// An I/O error as a person reads it: "No such file or directory", without

@@ -12,18 +12,24 @@
 //!   (ClientKey and ServerKey, never the password) with mode 0600.
 //! - [`remote_path`]: remote paths as typed (`..`, `/`, a working
 //!   directory) turned into home-relative protocol paths.
+//! - [`tls`]: TLS 1.3 to the server, the check of its certificate, and the
+//!   `tls-exporter` value the login is bound to.
+//! - [`known_hosts`]: certificates pinned at the first connection to a host.
 //! - [`cli`]: the command line, the interactive shell and batch files.
 
 pub mod cli;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod known_hosts;
 pub mod remote_path;
 pub mod target;
+pub mod tls;
 pub mod transfer;
 pub mod wire;
 
 pub use client::{Client, SavedKeys, Secret};
 pub use error::ClientError;
 pub use target::Target;
+pub use tls::{NewHost, TlsOptions, Transport};
 pub use transfer::{GetItem, PutItem};

@@ -4,11 +4,11 @@
 use bytes::{Buf, Bytes, BytesMut};
 use ftp_shared::Request;
 use ftp_shared::codec::{ClientCodec, data_header, encode_frame};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio_util::codec::FramedRead;
 
 use crate::ClientError;
+use crate::tls::Stream;
 
 /// Data payloads up to this size are copied into the batch; larger ones are
 /// written straight from their buffer.
@@ -17,17 +17,17 @@ const SMALL_DATA: usize = 64 * 1024;
 const BATCH: usize = 256 * 1024;
 
 /// Responses from the server.
-pub type Reader = FramedRead<OwnedReadHalf, ClientCodec>;
+pub type Reader = FramedRead<ReadHalf<Stream>, ClientCodec>;
 
 /// Requests to the server.
 #[derive(Debug)]
 pub struct Writer {
-    half: OwnedWriteHalf,
+    half: WriteHalf<Stream>,
     batch: BytesMut,
 }
 
 impl Writer {
-    pub fn new(half: OwnedWriteHalf) -> Writer {
+    pub fn new(half: WriteHalf<Stream>) -> Writer {
         Writer {
             half,
             batch: BytesMut::new(),
@@ -60,10 +60,11 @@ impl Writer {
         self.half
             .write_all_buf(&mut frame)
             .await
-            .map_err(ClientError::Connection)
+            .map_err(ClientError::Connection)?;
+        self.half.flush().await.map_err(ClientError::Connection)
     }
 
-    /// Writes what is queued.
+    /// Writes what is queued (through the TLS layer to the socket).
     pub async fn flush(&mut self) -> Result<(), ClientError> {
         if !self.batch.is_empty() {
             self.half
@@ -71,7 +72,7 @@ impl Writer {
                 .await
                 .map_err(ClientError::Connection)?;
         }
-        Ok(())
+        self.half.flush().await.map_err(ClientError::Connection)
     }
 
     /// Queues and writes one request.

@@ -10,6 +10,9 @@
 //! root = "/srv/ftp-data"
 //! users = "/etc/ftp-server/users.toml"
 //! fsync = true
+//! tls_cert = "/etc/letsencrypt/live/files.example.com/fullchain.pem"
+//! tls_key = "/etc/letsencrypt/live/files.example.com/privkey.pem"
+//! # insecure_plaintext = true      # no TLS: only on a trusted network
 //!
 //! [limits]
 //! max_connections = 512
@@ -43,6 +46,9 @@ pub struct ConfigFile {
     pub root: Option<PathBuf>,
     pub users: Option<PathBuf>,
     pub fsync: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_plaintext: Option<bool>,
     #[serde(default)]
     pub limits: LimitsFile,
 }
@@ -74,7 +80,15 @@ impl ConfigFile {
         let mut file: ConfigFile = toml::from_str(&text)
             .with_context(|| format!("the configuration file {} is not valid", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        for p in [&mut file.root, &mut file.users].into_iter().flatten() {
+        for p in [
+            &mut file.root,
+            &mut file.users,
+            &mut file.tls_cert,
+            &mut file.tls_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

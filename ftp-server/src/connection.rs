@@ -1,15 +1,21 @@
-//! One client connection: length-prefixed frames in, length-prefixed frames out.
+//! One client connection: length-prefixed frames in, length-prefixed frames
+//! out, over the [`Stream`] that [`crate::transport::accept`] set up.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use ftp_shared::codec::{MAX_FRAME, PRE_LOGIN_MAX_FRAME, ServerCodec, data_header};
+use ftp_shared::scram::TLS_EXPORTER_LEN;
 use ftp_shared::{CodecError, Request, Response};
 use futures::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::Framed;
+
+use crate::transport::{Stream, channel_binding, release_buffers};
+
+/// How long [`Connection::close`] waits for the peer to take the end.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
 /// Buffers above this size are given back while a session waits idle.
 const IDLE_BUFFER: usize = 16 * 1024;
@@ -18,20 +24,19 @@ const IDLE_BUFFER: usize = 16 * 1024;
 /// in the read buffer when a `select!` drops the read.
 #[derive(Debug)]
 pub struct Connection {
-    framed: Framed<TcpStream, ServerCodec>,
+    framed: Framed<Stream, ServerCodec>,
     peer: SocketAddr,
     send_timeout: Duration,
+    channel_binding: Option<[u8; TLS_EXPORTER_LEN]>,
 }
 
 impl Connection {
-    /// Wraps an accepted stream. Frames are capped at the pre-login size until
+    /// Wraps an accepted stream (TLS handshake done). Frames are capped at the pre-login size until
     /// [`Connection::logged_in`]; a peer that does not take a reply within
     /// `send_timeout` is given up on.
-    pub fn new(stream: TcpStream, peer: SocketAddr, send_timeout: Duration) -> Connection {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
+    pub fn new(stream: Stream, peer: SocketAddr, send_timeout: Duration) -> Connection {
         Connection {
+            channel_binding: channel_binding(&stream),
             framed: Framed::with_capacity(
                 stream,
                 ServerCodec::new(PRE_LOGIN_MAX_FRAME),
@@ -44,6 +49,11 @@ impl Connection {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The `tls-exporter` value of this connection, `None` in plaintext.
+    pub fn channel_binding(&self) -> Option<&[u8; TLS_EXPORTER_LEN]> {
+        self.channel_binding.as_ref()
     }
 
     /// Raises the frame cap to the post-login size.
@@ -66,6 +76,23 @@ impl Connection {
         }
         shrink(self.framed.read_buffer_mut());
         shrink(self.framed.write_buffer_mut());
+        release_buffers(self.framed.get_mut());
+    }
+
+    /// Ends the connection after a closing reply: the sending side is
+    /// closed (TLS close_notify, then FIN) and what the peer still sends is
+    /// read and dropped for a moment, so that unread input does not make
+    /// the kernel reset the connection and discard the reply before the
+    /// peer has read it.
+    pub async fn close(&mut self) {
+        let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+            let stream = self.framed.get_mut();
+            stream.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            std::io::Result::Ok(())
+        })
+        .await;
     }
 
     /// Queues one response without flushing it.
@@ -89,8 +116,11 @@ impl Connection {
         let header = data_header::<Response>(payload.len());
         self.timed(|framed| async move {
             framed.flush().await?;
-            let mut frame = (&header[..]).chain(payload);
-            framed.get_mut().write_all_buf(&mut frame).await?;
+            let mut frame = Buf::chain(&header[..], payload);
+            let stream = framed.get_mut();
+            stream.write_all_buf(&mut frame).await?;
+            // TLS keeps records it could not write yet: push them out.
+            stream.flush().await?;
             Ok(())
         })
         .await
@@ -98,7 +128,7 @@ impl Connection {
 
     async fn timed<'a, F, Fut>(&'a mut self, op: F) -> Result<(), CodecError>
     where
-        F: FnOnce(&'a mut Framed<TcpStream, ServerCodec>) -> Fut,
+        F: FnOnce(&'a mut Framed<Stream, ServerCodec>) -> Fut,
         Fut: Future<Output = Result<(), CodecError>> + 'a,
     {
         match tokio::time::timeout(self.send_timeout, op(&mut self.framed)).await {

@@ -28,9 +28,12 @@ pub mod error;
 pub mod limits;
 pub mod lockout;
 pub mod outbox;
+pub mod private_file;
 pub mod quota;
 pub mod server;
 pub mod session;
+pub mod tls;
+pub mod transport;
 pub mod users;
 
 pub use limits::Limits;

@@ -7,10 +7,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ftp_shared::codec::encode_frame;
-use ftp_shared::{ErrorCode, Response};
+use ftp_shared::ErrorCode;
 use ftp_storage::Storage;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -18,7 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lockout::Lockouts;
 use crate::quota::QuotaBook;
+use crate::tls::Transport;
+use crate::transport::{accept, refuse};
 use crate::{Limits, Users, session};
+
+/// How long a connection refused for a limit may take to complete its TLS
+/// handshake and read why.
+const REFUSAL_HANDSHAKE: Duration = Duration::from_secs(3);
 
 /// What every session of a server shares.
 #[derive(Debug)]
@@ -28,6 +32,8 @@ pub struct Shared<S> {
     pub limits: Limits,
     pub lockouts: Lockouts,
     pub quotas: Arc<QuotaBook>,
+    /// TLS (the default) or plaintext.
+    pub transport: Transport,
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then stops
@@ -72,7 +78,7 @@ pub async fn run<S: Storage>(
             }
             Err(why) => {
                 tracing::warn!(%peer, "refused: {why}");
-                sessions.spawn(refuse_busy(stream, why));
+                sessions.spawn(refuse_busy(stream, shared.transport.clone(), why));
             }
         }
     }
@@ -182,22 +188,19 @@ impl Admission {
     }
 }
 
-/// Tells a connection over a limit why it is being closed. The reply is
-/// followed by a FIN, and what the peer sent meanwhile (its hello) is read
-/// and dropped for a moment, so that closing with unread data does not reset
-/// the connection before the peer has read the reply.
-async fn refuse_busy(mut stream: TcpStream, why: &'static str) {
-    let mut frame = bytes::BytesMut::new();
-    let busy = Response::error(ErrorCode::BUSY, format!("{why}, try again later"));
-    if encode_frame(&busy, &mut frame).is_err() {
-        return;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        stream.write_all(&frame).await?;
-        stream.shutdown().await?;
-        let mut sink = [0u8; 512];
-        while stream.read(&mut sink).await? > 0 {}
-        std::io::Result::Ok(())
+/// Tells a connection over a limit why it is being closed, in the
+/// transport it speaks (after a TLS handshake, which is bounded in time
+/// like the rest of the refusal).
+async fn refuse_busy(tcp: TcpStream, transport: Transport, why: &'static str) {
+    let _ = tokio::time::timeout(REFUSAL_HANDSHAKE, async {
+        if let Ok(mut stream) = accept(tcp, &transport).await {
+            refuse(
+                &mut stream,
+                ErrorCode::BUSY,
+                &format!("{why}, try again later"),
+            )
+            .await;
+        }
     })
     .await;
 }

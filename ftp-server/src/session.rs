@@ -20,13 +20,14 @@ use crate::error::CmdError;
 use crate::outbox::Outbox;
 use crate::quota::UserQuota;
 use crate::server::Shared;
+use crate::transport::{AcceptError, accept};
 
 /// The server's name and version, sent in the hello reply.
 pub const SERVER_NAME: &str = concat!("ftp-server ", env!("CARGO_PKG_VERSION"));
 
 /// Runs one connection to its end.
 pub async fn serve<S: Storage>(
-    stream: TcpStream,
+    tcp: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared<S>>,
     stop: CancellationToken,
@@ -35,10 +36,23 @@ pub async fn serve<S: Storage>(
     let span = tracing::info_span!("session", %peer);
     async move {
         tracing::debug!("connected");
+        let deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout;
+        let accepted = tokio::select! {
+            accepted = tokio::time::timeout_at(deadline, accept(tcp, &shared.transport)) => accepted,
+            _ = stop.cancelled() => return,
+        };
+        let stream = match accepted {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(AcceptError::Left)) => return tracing::debug!("left before the handshake"),
+            Ok(Err(e)) => return tracing::info!("closed: {e}"),
+            Err(_) => return tracing::info!("closed: handshake timeout (TLS)"),
+        };
         let mut conn = Connection::new(stream, peer, shared.limits.transfer_timeout);
-        if let Err(e) = run(&mut conn, &shared, &stop, unauthenticated).await {
-            if let Some(reply) = e.reply() {
-                let _ = conn.send(reply).await;
+        if let Err(e) = run(&mut conn, &shared, &stop, deadline, unauthenticated).await {
+            if let Some(reply) = e.reply()
+                && conn.send(reply).await.is_ok()
+            {
+                conn.close().await;
             }
             match e {
                 CmdError::Codec(ftp_shared::CodecError::Io(ref io))
@@ -62,9 +76,10 @@ async fn run<S: Storage>(
     conn: &mut Connection,
     shared: &Arc<Shared<S>>,
     stop: &CancellationToken,
+    deadline: tokio::time::Instant,
     unauthenticated: OwnedSemaphorePermit,
 ) -> Result<(), CmdError> {
-    let handshake = tokio::time::timeout(shared.limits.handshake_timeout, async {
+    let handshake = tokio::time::timeout_at(deadline, async {
         if !hello(conn).await? {
             return Ok(None);
         }

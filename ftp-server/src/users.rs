@@ -15,8 +15,6 @@
 //! so `ftp-server user add` takes effect without a restart.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::SystemTime;
@@ -95,22 +93,7 @@ impl UsersFile {
              {}",
             toml::to_string(self).context("cannot serialise the users file")?
         );
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        // A private temp file beside it (removed on any failure), renamed over it.
-        let written = (|| -> std::io::Result<()> {
-            let mut tmp = tempfile::Builder::new()
-                .permissions(std::fs::Permissions::from_mode(0o600))
-                .tempfile_in(&dir)?;
-            tmp.write_all(text.as_bytes())?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(path)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })();
+        let written = crate::private_file::write_atomic(path, text.as_bytes(), 0o600);
         written.with_context(|| format!("cannot write the users file {}", path.display()))
     }
 

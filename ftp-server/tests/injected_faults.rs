@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ftp_client::{Client, ClientError, Secret};
+use ftp_client::{Client, ClientError, Secret, TlsOptions};
+use ftp_server::tls::{self, Transport};
 use ftp_server::users::UsersFile;
 use ftp_server::{Limits, Shared, Users};
 use ftp_shared::ErrorCode;
@@ -165,6 +166,7 @@ struct Fixture {
     addr: std::net::SocketAddr,
     plan: Arc<Plan>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    fingerprint: ftp_shared::tls::Fingerprint,
 }
 
 const PASSWORD: &str = "fault-injection";
@@ -178,6 +180,8 @@ impl Fixture {
             .unwrap();
         file.save(&users).unwrap();
         let plan = Arc::new(Plan::default());
+        let (cert_pem, key_pem) = tls::self_signed().unwrap();
+        let cert = tls::from_pem(&cert_pem, &key_pem).unwrap();
         let shared = Arc::new(Shared {
             storage: Faulty {
                 inner: FsStorage::open(&dir.path().join("root")).unwrap(),
@@ -187,6 +191,7 @@ impl Fixture {
             limits: Limits::default(),
             lockouts: Default::default(),
             quotas: Default::default(),
+            transport: Transport::tls_with(cert.key.clone()).unwrap(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -199,11 +204,15 @@ impl Fixture {
             addr,
             plan,
             stop: Some(stop),
+            fingerprint: cert.fingerprint,
         }
     }
 
     async fn client(&self) -> Client {
-        let mut client = Client::connect(self.addr.to_string()).await.unwrap();
+        let transport = ftp_client::Transport::Tls(TlsOptions::pinned(self.fingerprint));
+        let mut client = Client::connect(&self.addr.to_string(), &transport)
+            .await
+            .unwrap();
         client
             .login("alice", Secret::Password(PASSWORD))
             .await

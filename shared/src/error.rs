@@ -60,6 +60,8 @@ codes! {
     BAD_OFFSET = 21, "offset out of range";
     QUOTA_EXCEEDED = 22, "quota exceeded";
     DIRECTORY_NOT_EMPTY = 23, "directory not empty";
+    TLS_REQUIRED = 24, "this server accepts TLS connections only";
+    CHANNEL_BINDING = 25, "channel binding failed";
 }
 
 impl std::fmt::Debug for ErrorCode {

@@ -5,57 +5,115 @@
 //!
 //! Limits: a plain TCP copy of the test file from disk to disk (one thread a
 //! side, 1 MiB buffers, no fsync), a write+fsync of it, and the digests'
-//! speed on one core. Project figures go through the real release binaries:
-//! `put`/`get` of the file (median of 3), 1,000 files of 4 KiB in one
-//! session, the same files as a tree with `put -r` and `get -r`, 50 clients
-//! uploading 8 MiB each at once, connect + login with
-//! saved keys + quit, the server's peak RSS during each, and the server's RSS
-//! with 10,000 idle logged-in sessions.
+//! speed on one core. Project figures go through the real release binaries,
+//! in the default mode (TLS 1.3) and, beside it, in plaintext
+//! (`--insecure-plaintext` on both ends), the two run in turns so that both
+//! see the same machine, and TLS held against plaintext: `put`/`get` of the
+//! file (median of 3), 1,000 files of 4 KiB in one session, connect + login
+//! with saved keys + quit, and the server's RSS with 10,000 idle logged-in
+//! sessions. In TLS only: the same files as a tree with `put -r` and
+//! `get -r`, 50 clients uploading 8 MiB each at once, and the server's peak
+//! RSS during the transfers. The page cache is left as the runs leave it
+//! (warm for the file sent, after the first run).
 //!
 //! `BENCH_FILE_MIB` (default 1024) sets the size of the big file;
 //! `BENCH_IDLE` (default 10000) the number of idle sessions.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+#[path = "bench/limits.rs"]
+mod limits;
+#[path = "bench/measure.rs"]
+mod measure;
+#[path = "bench/report.rs"]
+mod report;
+
 use std::process::{Child, Stdio};
-use std::time::Instant;
 
 use ftp_client::{Client, Secret};
 use tests::{ALICE_PASSWORD, ClientEnv, DEFAULT_USERS, ServerDir, TestServer, write_random_file};
 
-const MIB: u64 = 1024 * 1024;
+use self::limits::{digest_speeds, tcp_copy, write_fsync};
+use self::measure::{
+    MIB, env_number, interleaved, median, raise_file_limit, rate, seconds, with_peak_rss,
+};
+use self::report::{Against, Row, limit_row, report, rss_row};
 
-/// One line of the table.
-struct Row {
-    name: String,
-    value: f64,
-    unit: &'static str,
-    /// What the figure is held against, and how (`value / limit` must be at
-    /// least `want`; or, for costs, `value` at most `want`).
-    against: Against,
+/// What TLS is held against: this share of the same figure in plaintext.
+const TLS_WANT: f64 = 0.85;
+
+/// A server and a client environment logged in to it, in one transport.
+struct Endpoint {
+    server: TestServer,
+    client: ClientEnv,
+    /// Options every client command gets (`--insecure-plaintext`).
+    flags: &'static [&'static str],
 }
 
-enum Against {
-    Ratio {
-        limit: f64,
-        limit_name: &'static str,
-        want: f64,
-    },
-    AtLeast(f64),
-    AtMost(f64),
-    Nothing,
-}
-
-impl Row {
-    fn met(&self) -> Option<bool> {
-        match self.against {
-            Against::Ratio { limit, want, .. } => Some(self.value / limit >= want),
-            Against::AtLeast(want) => Some(self.value >= want),
-            Against::AtMost(want) => Some(self.value <= want),
-            Against::Nothing => None,
+impl Endpoint {
+    /// A server with `args`, in TLS or in plaintext, and a client logged in
+    /// as alice with saved keys.
+    fn start(args: &[&str], tls: bool) -> Endpoint {
+        let mut args = args.to_vec();
+        let flags: &'static [&'static str] = if tls { &[] } else { &["--insecure-plaintext"] };
+        args.extend_from_slice(flags);
+        let server = ServerDir::with_users(DEFAULT_USERS).start_args(&args);
+        let client = ClientEnv::new();
+        let mut login = client.cmd(["login", &server.target("alice"), "--password-stdin"]);
+        login.args(flags);
+        tests::run_cmd(login, Some(&format!("{ALICE_PASSWORD}\n"))).assert_success();
+        Endpoint {
+            server,
+            client,
+            flags,
         }
     }
+
+    /// Runs the client and insists on success.
+    fn run(&self, args: &[&str]) {
+        let out = self
+            .client
+            .cmd(args)
+            .args(self.flags)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ftp-client");
+        assert!(
+            out.status.success(),
+            "ftp-client {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The rows of one figure measured in both transports: each held against
+/// its own limit (when there is one), and TLS against plaintext.
+fn pair_rows(
+    rows: &mut Vec<Row>,
+    name: &str,
+    (tls, plain): (f64, f64),
+    unit: &'static str,
+    limit: Option<(f64, &'static str, f64)>,
+) {
+    for (mode, value) in [("TLS", tls), ("plaintext", plain)] {
+        rows.push(Row {
+            name: format!("{name}, {mode}"),
+            value,
+            unit,
+            against: match limit {
+                Some((limit, limit_name, want)) => Against::Ratio {
+                    limit,
+                    limit_name,
+                    want,
+                },
+                None => Against::Nothing,
+            },
+        });
+    }
+    rows.push(Row {
+        name: format!("  {name}: TLS / plaintext"),
+        value: tls / plain,
+        unit: "x",
+        against: Against::AtLeast(TLS_WANT),
+    });
 }
 
 fn main() {
@@ -69,6 +127,7 @@ fn main() {
     let work = work.path();
     let big = work.join("big.bin");
     let size = file_mib * MIB;
+    let gbs = |bytes_per_second: f64| bytes_per_second / 1e9;
     eprintln!("bench: writing a {file_mib} MiB test file");
     write_random_file(&big, 1, size);
     let mut rows = Vec::new();
@@ -88,77 +147,106 @@ fn main() {
     rows.push(limit_row("limit: SHA-256, one core", sha256));
     let durable_limit = tcp.min(disk);
 
-    // Big transfers against a durable server.
-    let server = TestServer::start();
-    let client = ClientEnv::new();
-    client.login(&server.target("alice"), ALICE_PASSWORD);
-    std::fs::hard_link(&big, client.work().join("big.bin")).expect("link the test file");
+    // Big transfers against a durable server, TLS and plaintext in turns.
+    let tls = Endpoint::start(&[], true);
+    let plain = Endpoint::start(&[], false);
+    for end in [&tls, &plain] {
+        std::fs::hard_link(&big, end.client.work().join("big.bin")).expect("link the test file");
+    }
     eprintln!("bench: put/get of {file_mib} MiB");
-    let (put, put_rss) = with_peak_rss(&server, || {
-        median(3, || rate(size, || run(&client, &["put", "big.bin"])))
+    let put = |end: &Endpoint| gbs(rate(size, || end.run(&["put", "big.bin"])));
+    let (puts, put_rss) =
+        with_peak_rss(&tls.server, || interleaved(3, || put(&tls), || put(&plain)));
+    let durable = Some((gbs(durable_limit), "min(TCP, write+fsync)", 0.9));
+    pair_rows(&mut rows, "put (verified, durable)", puts, "GB/s", durable);
+    rows.push(rss_row("server peak RSS, put, TLS", put_rss, 32.0));
+    let get = |end: &Endpoint, extra: &[&str]| {
+        let _ = std::fs::remove_file(end.client.work().join("down.bin"));
+        let mut args = vec!["get"];
+        args.extend_from_slice(extra);
+        args.extend(["big.bin", "down.bin"]);
+        gbs(rate(size, || end.run(&args)))
+    };
+    let (gets, get_rss) = with_peak_rss(&tls.server, || {
+        interleaved(3, || get(&tls, &[]), || get(&plain, &[]))
     });
-    rows.push(ratio_row(
-        "put (verified, durable)",
-        put,
-        durable_limit,
-        "min(TCP, write+fsync)",
-    ));
-    rows.push(rss_row("server peak RSS, put", put_rss, 32.0));
-    let (get, get_rss) = with_peak_rss(&server, || {
-        median(3, || {
-            let _ = std::fs::remove_file(client.work().join("down.bin"));
-            rate(size, || run(&client, &["get", "big.bin", "down.bin"]))
-        })
-    });
-    rows.push(ratio_row(
-        "get (verified, durable)",
-        get,
-        durable_limit,
-        "min(TCP, write+fsync)",
-    ));
-    rows.push(rss_row("server peak RSS, get", get_rss, 32.0));
-    let get_fast = median(3, || {
-        let _ = std::fs::remove_file(client.work().join("down.bin"));
-        rate(size, || {
-            run(&client, &["get", "--no-fsync", "big.bin", "down.bin"])
-        })
-    });
-    rows.push(ratio_row(
+    pair_rows(&mut rows, "get (verified, durable)", gets, "GB/s", durable);
+    rows.push(rss_row("server peak RSS, get, TLS", get_rss, 32.0));
+    let fast = interleaved(
+        3,
+        || get(&tls, &["--no-fsync"]),
+        || get(&plain, &["--no-fsync"]),
+    );
+    pair_rows(
+        &mut rows,
         "get (verified, --no-fsync)",
-        get_fast,
-        tcp,
-        "TCP copy",
-    ));
-    let _ = std::fs::remove_file(client.work().join("down.bin"));
+        fast,
+        "GB/s",
+        Some((gbs(tcp), "TCP copy", 0.9)),
+    );
+    for end in [&tls, &plain] {
+        let _ = std::fs::remove_file(end.client.work().join("down.bin"));
+    }
 
     // Many small files in one session.
     eprintln!("bench: 1,000 files of 4 KiB");
     let small: Vec<String> = (0..1000).map(|i| format!("s{i:04}.bin")).collect();
-    for (i, name) in small.iter().enumerate() {
-        write_random_file(&client.work().join(name), 100 + i as u64, 4096);
+    for end in [&tls, &plain] {
+        for (i, name) in small.iter().enumerate() {
+            write_random_file(&end.client.work().join(name), 100 + i as u64, 4096);
+        }
     }
     // Each run into a new directory: this measures the server, not how
     // fast the filesystem frees the blocks of replaced files.
-    let mut round = 0;
-    let files = median(3, || {
-        round += 1;
-        let dir = format!("small{round}");
-        run(&client, &["mkdir", &dir]);
+    let rounds = std::cell::Cell::new(0);
+    let small_put = |end: &Endpoint| {
+        rounds.set(rounds.get() + 1);
+        let dir = format!("small{}", rounds.get());
+        end.run(&["mkdir", &dir]);
         let mut args = vec!["put".to_string()];
         args.extend(small.iter().cloned());
         args.push(format!("{dir}/"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        1000.0 / seconds(|| run(&client, &args))
-    });
+        1000.0 / seconds(|| end.run(&args))
+    };
+    let files = interleaved(3, || small_put(&tls), || small_put(&plain));
+    pair_rows(
+        &mut rows,
+        "1,000 x 4 KiB put, one session (durable)",
+        files,
+        "files/s",
+        None,
+    );
     rows.push(Row {
-        name: "1,000 x 4 KiB put, one session (durable)".into(),
-        value: files,
+        name: "  1,000 x 4 KiB put, TLS, held against 5,000 files/s".into(),
+        value: files.0,
         unit: "files/s",
         against: Against::AtLeast(5000.0),
     });
 
-    // The same 1,000 files as a tree of 10 directories, both ways.
+    // Connect, log in with saved keys, quit.
+    eprintln!("bench: connect + login + quit");
+    let login = |end: &Endpoint| {
+        let mut times: Vec<f64> = (0..30)
+            .map(|_| seconds(|| end.run(&["mkdir", "-p", "ping"])) * 1000.0)
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let (login_tls, login_plain) = interleaved(3, || login(&tls), || login(&plain));
+    for (mode, value) in [("TLS", login_tls), ("plaintext", login_plain)] {
+        rows.push(Row {
+            name: format!("connect + login (saved keys) + mkdir -p + quit, CLI, median, {mode}"),
+            value,
+            unit: "ms",
+            against: Against::AtMost(5.0),
+        });
+    }
+    drop(plain);
+
+    // The same 1,000 files as a tree of 10 directories, both ways (TLS).
     eprintln!("bench: put -r / get -r of 1,000 files of 4 KiB in 10 directories");
+    let client = &tls.client;
     let tree = client.work().join("tree");
     for (i, name) in small.iter().enumerate() {
         let dir = tree.join(format!("d{}", i % 10));
@@ -168,10 +256,10 @@ fn main() {
     let mut round = 0;
     let put_tree = median(3, || {
         round += 1;
-        1000.0 / seconds(|| run(&client, &["put", "-r", "tree", &format!("tree{round}")]))
+        1000.0 / seconds(|| tls.run(&["put", "-r", "tree", &format!("tree{round}")]))
     });
     rows.push(Row {
-        name: "put -r, 1,000 x 4 KiB in 10 dirs (durable)".into(),
+        name: "put -r, 1,000 x 4 KiB in 10 dirs (durable), TLS".into(),
         value: put_tree,
         unit: "files/s",
         against: Against::Nothing,
@@ -180,10 +268,10 @@ fn main() {
     let get_tree = median(3, || {
         round += 1;
         let local = format!("tree-copy{round}");
-        1000.0 / seconds(|| run(&client, &["get", "-r", &format!("tree{round}"), &local]))
+        1000.0 / seconds(|| tls.run(&["get", "-r", &format!("tree{round}"), &local]))
     });
     rows.push(Row {
-        name: "get -r, 1,000 x 4 KiB in 10 dirs (durable)".into(),
+        name: "get -r, 1,000 x 4 KiB in 10 dirs (durable), TLS".into(),
         value: get_tree,
         unit: "files/s",
         against: Against::Nothing,
@@ -194,131 +282,75 @@ fn main() {
     for i in 0..50 {
         write_random_file(&client.work().join(format!("p{i}.bin")), 500 + i, 8 * MIB);
     }
-    let (parallel, parallel_rss) = with_peak_rss(&server, || {
-        median(3, || rate(50 * 8 * MIB, || parallel_puts(&client, 50)))
+    let (parallel, parallel_rss) = with_peak_rss(&tls.server, || {
+        median(3, || rate(50 * 8 * MIB, || parallel_puts(client, 50)))
     });
     rows.push(Row {
-        name: "50 x 8 MiB parallel put (aggregate)".into(),
-        value: parallel / 1e9,
+        name: "50 x 8 MiB parallel put (aggregate), TLS".into(),
+        value: gbs(parallel),
         unit: "GB/s",
         against: Against::AtLeast(1.0),
     });
     rows.push(rss_row(
-        "server peak RSS, 50 parallel puts",
+        "server peak RSS, 50 parallel puts, TLS",
         parallel_rss,
         32.0,
     ));
+    drop(tls);
 
-    // Connect, log in with saved keys, quit.
-    eprintln!("bench: connect + login + quit");
-    run(&client, &["mkdir", "-p", "ping"]);
-    let mut times: Vec<f64> = (0..30)
-        .map(|_| seconds(|| run(&client, &["mkdir", "-p", "ping"])) * 1000.0)
-        .collect();
-    times.sort_by(f64::total_cmp);
-    rows.push(Row {
-        name: "connect + login (saved keys) + mkdir -p + quit, CLI, median".into(),
-        value: times[times.len() / 2],
-        unit: "ms",
-        against: Against::AtMost(5.0),
-    });
-    drop(server);
-
-    // Without fsync.
+    // Without fsync on the server.
     eprintln!("bench: put with --no-fsync");
-    let fast_server = ServerDir::with_users(DEFAULT_USERS).start_args(&["--no-fsync"]);
-    let fast_client = ClientEnv::new();
-    fast_client.login(&fast_server.target("alice"), ALICE_PASSWORD);
-    std::fs::hard_link(&big, fast_client.work().join("big.bin")).expect("link the test file");
-    let put_fast = median(3, || rate(size, || run(&fast_client, &["put", "big.bin"])));
-    rows.push(ratio_row(
+    let tls = Endpoint::start(&["--no-fsync"], true);
+    let plain = Endpoint::start(&["--no-fsync"], false);
+    for end in [&tls, &plain] {
+        std::fs::hard_link(&big, end.client.work().join("big.bin")).expect("link the test file");
+    }
+    let puts = interleaved(3, || put(&tls), || put(&plain));
+    pair_rows(
+        &mut rows,
         "put (verified, server --no-fsync)",
-        put_fast,
-        tcp,
-        "TCP copy",
-    ));
-    drop(fast_server);
+        puts,
+        "GB/s",
+        Some((gbs(tcp), "TCP copy", 0.9)),
+    );
+    drop((tls, plain));
 
     // Idle sessions.
     eprintln!("bench: {idle_sessions} idle sessions");
     // All the sessions come from 127.0.0.1, 200 logging in at a time: lift
     // the per-address and pre-login caps too.
     let cap = (idle_sessions + 100).to_string();
-    let idle_server = ServerDir::with_users(DEFAULT_USERS).start_args(&[
-        "--max-connections",
-        &cap,
-        "--max-connections-per-address",
-        &cap,
-        "--max-unauthenticated",
-        "400",
-    ]);
-    let before = idle_server.rss_kib();
-    let during = idle_rss(&idle_server, idle_sessions);
-    rows.push(Row {
-        name: format!("server RSS, {idle_sessions} idle logged-in sessions"),
-        value: during as f64 / 1024.0,
-        unit: "MiB",
-        against: Against::AtMost(256.0),
-    });
-    rows.push(Row {
-        name: "  of which per session".into(),
-        value: (during.saturating_sub(before)) as f64 / idle_sessions as f64,
-        unit: "KiB",
-        against: Against::Nothing,
-    });
+    for (mode, flags, at_most) in [
+        ("TLS", &[][..], 400.0),
+        ("plaintext", &["--insecure-plaintext"][..], 256.0),
+    ] {
+        let mut args = vec![
+            "--max-connections",
+            &cap,
+            "--max-connections-per-address",
+            &cap,
+            "--max-unauthenticated",
+            "400",
+        ];
+        args.extend_from_slice(flags);
+        let idle_server = ServerDir::with_users(DEFAULT_USERS).start_args(&args);
+        let before = idle_server.rss_kib();
+        let during = idle_rss(&idle_server, idle_sessions);
+        rows.push(Row {
+            name: format!("server RSS, {idle_sessions} idle logged-in sessions, {mode}"),
+            value: during as f64 / 1024.0,
+            unit: "MiB",
+            against: Against::AtMost(at_most),
+        });
+        rows.push(Row {
+            name: "  of which per session".into(),
+            value: (during.saturating_sub(before)) as f64 / idle_sessions as f64,
+            unit: "KiB",
+            against: Against::Nothing,
+        });
+    }
 
     report(&rows);
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Thousands of sessions need thousands of descriptors, here and in the
-/// servers this process starts (they inherit the limit).
-fn raise_file_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    let raised = rustix::process::Rlimit {
-        current: limit.maximum,
-        maximum: limit.maximum,
-    };
-    if let Err(e) = setrlimit(Resource::Nofile, raised) {
-        eprintln!("bench: cannot raise the file limit: {e}");
-    }
-}
-
-fn seconds(work: impl FnOnce()) -> f64 {
-    let start = Instant::now();
-    work();
-    start.elapsed().as_secs_f64()
-}
-
-fn rate(bytes: u64, work: impl FnOnce()) -> f64 {
-    bytes as f64 / seconds(work)
-}
-
-fn median(runs: usize, mut measure: impl FnMut() -> f64) -> f64 {
-    let mut values: Vec<f64> = (0..runs).map(|_| measure()).collect();
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Runs the client and insists on success.
-fn run(client: &ClientEnv, args: &[&str]) {
-    let out = client
-        .cmd(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ftp-client");
-    assert!(
-        out.status.success(),
-        "ftp-client {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn parallel_puts(client: &ClientEnv, count: usize) {
@@ -344,93 +376,13 @@ fn parallel_puts(client: &ClientEnv, count: usize) {
     }
 }
 
-/// Runs `work` and returns its result with the server's peak RSS (MiB)
-/// during it (the peak is reset through `/proc/PID/clear_refs` first).
-fn with_peak_rss<T>(server: &TestServer, work: impl FnOnce() -> T) -> (T, f64) {
-    let pid = server.pid();
-    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
-        eprintln!("bench: cannot reset the peak RSS ({e}); it covers the whole run");
-    }
-    let result = work();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let peak = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .expect("VmHWM");
-    (result, peak / 1024.0)
-}
-
-/// The limit of a network copy: one thread reads the file into the socket,
-/// one writes the socket into a file; 1 MiB buffers; no fsync.
-fn tcp_copy(from: &Path, to: &Path) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let to = to.to_path_buf();
-    let receiver = std::thread::spawn(move || {
-        let (mut socket, _) = listener.accept().expect("accept");
-        let mut out = std::fs::File::create(&to).expect("create");
-        let mut buf = vec![0u8; MIB as usize];
-        loop {
-            let n = socket.read(&mut buf).expect("read");
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n]).expect("write");
-        }
-    });
-    let mut socket = TcpStream::connect(addr).expect("connect");
-    let mut input = std::fs::File::open(from).expect("open");
-    let mut buf = vec![0u8; MIB as usize];
-    loop {
-        let n = input.read(&mut buf).expect("read");
-        if n == 0 {
-            break;
-        }
-        socket.write_all(&buf[..n]).expect("send");
-    }
-    drop(socket);
-    receiver.join().expect("receiver");
-}
-
-/// The limit of durable storage: copy the file, then fsync it.
-fn write_fsync(from: &Path, to: &PathBuf) {
-    let mut input = std::fs::File::open(from).expect("open");
-    let mut out = std::fs::File::create(to).expect("create");
-    let mut buf = vec![0u8; MIB as usize];
-    loop {
-        let n = input.read(&mut buf).expect("read");
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n]).expect("write");
-    }
-    out.sync_all().expect("fsync");
-}
-
-/// Bytes per second of BLAKE3 and SHA-256 over 256 MiB in memory.
-fn digest_speeds() -> (f64, f64) {
-    use sha2::Digest as _;
-    let data = tests::random_bytes(7, 256 * MIB as usize);
-    let blake3 = median(3, || {
-        rate(data.len() as u64, || {
-            std::hint::black_box(blake3::hash(&data));
-        })
-    });
-    let sha256 = median(3, || {
-        rate(data.len() as u64, || {
-            std::hint::black_box(sha2::Sha256::digest(&data));
-        })
-    });
-    (blake3, sha256)
-}
-
 /// The server's RSS (KiB) once `count` sessions are logged in and idle.
 fn idle_rss(server: &TestServer, count: usize) -> u64 {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let addr = server.addr();
+    let addr = server.addr().to_string();
+    let transport = server.transport();
     runtime.block_on(async {
-        let mut first = Client::connect(addr.to_string()).await.expect("connect");
+        let mut first = Client::connect(&addr, &transport).await.expect("connect");
         let keys = first
             .login("alice", Secret::Password(ALICE_PASSWORD))
             .await
@@ -439,9 +391,9 @@ fn idle_rss(server: &TestServer, count: usize) -> u64 {
         while sessions.len() < count {
             let batch = (count - sessions.len()).min(200);
             let logins = (0..batch).map(|_| {
-                let keys = keys.clone();
+                let (keys, addr, transport) = (keys.clone(), &addr, &transport);
                 async move {
-                    let mut client = Client::connect(addr.to_string()).await?;
+                    let mut client = Client::connect(addr, transport).await?;
                     client.login("alice", Secret::Keys(&keys)).await?;
                     Ok::<_, ftp_client::ClientError>(client)
                 }
@@ -454,101 +406,4 @@ fn idle_rss(server: &TestServer, count: usize) -> u64 {
         drop(sessions);
         rss
     })
-}
-
-fn limit_row(name: &str, bytes_per_second: f64) -> Row {
-    Row {
-        name: name.into(),
-        value: bytes_per_second / 1e9,
-        unit: "GB/s",
-        against: Against::Nothing,
-    }
-}
-
-fn ratio_row(name: &str, bytes_per_second: f64, limit: f64, limit_name: &'static str) -> Row {
-    Row {
-        name: name.into(),
-        value: bytes_per_second / 1e9,
-        unit: "GB/s",
-        against: Against::Ratio {
-            limit: limit / 1e9,
-            limit_name,
-            want: 0.9,
-        },
-    }
-}
-
-fn rss_row(name: &str, mib: f64, at_most: f64) -> Row {
-    Row {
-        name: name.into(),
-        value: mib,
-        unit: "MiB",
-        against: Against::AtMost(at_most),
-    }
-}
-
-/// Prints the table and writes it as JSON under `target/bench/`.
-fn report(rows: &[Row]) {
-    println!();
-    println!(
-        "{:<62} {:>10} {:<8} {:>24} {:>6}",
-        "figure", "value", "unit", "held against", "met"
-    );
-    for row in rows {
-        let against = match &row.against {
-            Against::Ratio {
-                limit,
-                limit_name,
-                want,
-            } => {
-                format!("{:.2}x {limit_name} (want {want})", row.value / limit)
-            }
-            Against::AtLeast(want) => format!(">= {want}"),
-            Against::AtMost(want) => format!("<= {want}"),
-            Against::Nothing => String::new(),
-        };
-        let met = match row.met() {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "",
-        };
-        println!(
-            "{:<62} {:>10.3} {:<8} {:>24} {:>6}",
-            row.name, row.value, row.unit, against, met
-        );
-    }
-    let json: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|row| {
-            let (limit, ratio) = match row.against {
-                Against::Ratio { limit, .. } => (Some(limit), Some(row.value / limit)),
-                _ => (None, None),
-            };
-            serde_json::json!({
-                "figure": row.name,
-                "value": row.value,
-                "unit": row.unit,
-                "limit": limit,
-                "ratio": ratio,
-                "met": row.met(),
-            })
-        })
-        .collect();
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir).expect("create target/bench");
-    let path = dir.join("results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json")).expect("write");
-    println!("\nwritten to {}", path.display());
-}
-
-/// `target/`: the bench binary lives in `target/release/deps/`.
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"))
 }

@@ -13,9 +13,13 @@ use crate::server::TestServer;
 
 /// A private environment for `ftp-client`: its own config directory
 /// (`XDG_CONFIG_HOME`), `HOME` and working directory, no `FTP_PASSWORD`.
+/// Servers seen for the first time are trusted and pinned
+/// (`FTP_ACCEPT_NEW_HOST`), as a script would ask, unless the environment
+/// is [`ClientEnv::strict`].
 #[derive(Debug)]
 pub struct ClientEnv {
     tmp: tempfile::TempDir,
+    accept_new_hosts: bool,
 }
 
 impl Default for ClientEnv {
@@ -30,7 +34,27 @@ impl ClientEnv {
         for d in ["config", "home", "work"] {
             std::fs::create_dir(tmp.path().join(d)).expect("mkdir");
         }
-        ClientEnv { tmp }
+        ClientEnv {
+            tmp,
+            accept_new_hosts: true,
+        }
+    }
+
+    /// An environment that trusts no new host unless a command says so.
+    pub fn strict() -> ClientEnv {
+        ClientEnv {
+            accept_new_hosts: false,
+            ..ClientEnv::new()
+        }
+    }
+
+    /// Where the client pins certificates.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.tmp
+            .path()
+            .join("config")
+            .join("ftp-client")
+            .join("known_hosts")
     }
 
     /// The working directory of the commands, for local files.
@@ -59,7 +83,11 @@ impl ClientEnv {
             .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
             .env("HOME", self.tmp.path().join("home"))
             .env_remove("FTP_PASSWORD")
+            .env_remove("FTP_ACCEPT_NEW_HOST")
             .env_remove("RUST_LOG");
+        if self.accept_new_hosts {
+            cmd.env("FTP_ACCEPT_NEW_HOST", "1");
+        }
         cmd
     }
 
@@ -98,7 +126,7 @@ impl ClientEnv {
 
 /// A library client logged in as `user`.
 pub async fn login(server: &TestServer, user: &str, password: &str) -> Client {
-    let mut client = Client::connect(server.addr())
+    let mut client = Client::connect(&server.addr().to_string(), &server.transport())
         .await
         .expect("connect to the server");
     client

@@ -20,6 +20,9 @@
 //!   ([`login`], [`no_progress`]).
 //! - [`raw`]: [`RawConn`] (frames in and out of a plain TCP stream, SCRAM
 //!   login by hand, the exact bytes of every reply) and the frame helpers.
+//! - [`tls`]: [`RawStream`] (TLS with a pinned certificate, or plain TCP,
+//!   for [`RawConn`]), [`TestCa`] and [`self_signed_pair`] for certificate
+//!   tests.
 //! - [`files`]: test data ([`XorShift`], [`random_bytes`],
 //!   [`write_random_file`]), [`files_equal`], [`temp_dir`], [`wait_until`].
 //! - [`planted`]: the planted tree of the sandbox tests ([`plant`]),
@@ -55,6 +58,7 @@ pub mod hostile;
 pub mod planted;
 pub mod raw;
 pub mod server;
+pub mod tls;
 
 pub use bins::{Output, client_bin, run_cmd, server_bin, server_cmd, wait_child};
 pub use client::{ClientEnv, alice, login, no_progress, within};
@@ -67,6 +71,7 @@ pub use raw::{RawConn, RecordedLogin, SentLogin, frame_of, read_frame, read_msg,
 pub use server::{
     HEALTH_PROBE, HEALTHY_WITHIN, HealthCheck, SENTINEL, ServerDir, TestServer, write_users_file,
 };
+pub use tls::{RawStream, TestCa, self_signed_pair};
 
 /// PBKDF2 iterations of every test user (the minimum the server accepts).
 pub const ITERATIONS: u32 = 4096;

@@ -1,7 +1,9 @@
 //! The protocol by hand, for tests that send what no well-behaved client
 //! would: frame helpers ([`frame_of`], [`write_msg`], [`read_frame`],
-//! [`read_msg`]) and [`RawConn`] (a plain TCP stream to the server with a
-//! SCRAM login done step by step and the exact bytes of every reply).
+//! [`read_msg`]) and [`RawConn`] (a stream to the server, TLS with its
+//! certificate pinned unless the server runs in plaintext, with a SCRAM
+//! login done step by step, bound to the channel, and the exact bytes of
+//! every reply).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -12,13 +14,15 @@ use ftp_shared::codec::{LENGTH_PREFIX, MAX_FRAME, decode_body, encode_frame};
 use ftp_shared::message::{
     CHUNK_SIZE, DigestAlgorithm, ENTRIES_PER_BATCH, Entry, Hasher, MAGIC, PROTOCOL_VERSION,
 };
-use ftp_shared::scram::{ClientFinal, ClientFirst, ScramKeys};
+use ftp_shared::scram::{ChannelBinding, ClientFinal, ClientFirst, ScramKeys};
+use ftp_shared::tls::Fingerprint;
 use ftp_shared::{Digest, ErrorCode, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::READ_TIMEOUT;
 use crate::server::TestServer;
+use crate::tls::RawStream;
 
 /// The frame (length prefix and body) holding `msg`.
 pub fn frame_of<T: Serialize>(msg: &T) -> Vec<u8> {
@@ -28,13 +32,13 @@ pub fn frame_of<T: Serialize>(msg: &T) -> Vec<u8> {
 }
 
 /// Writes one frame holding `msg`.
-pub fn write_msg<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+pub fn write_msg<T: Serialize>(stream: &mut impl Write, msg: &T) -> std::io::Result<()> {
     stream.write_all(&frame_of(msg))
 }
 
 /// Reads one whole frame (length prefix included); `None` at EOF or reset.
 /// Panics on a timeout or a length over [`MAX_FRAME`].
-pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+pub fn read_frame(stream: &mut impl Read) -> Option<Vec<u8>> {
     let mut prefix = [0u8; LENGTH_PREFIX];
     if let Err(e) = stream.read_exact(&mut prefix) {
         return closed_or_panic(e);
@@ -59,7 +63,7 @@ fn closed_or_panic<T>(e: std::io::Error) -> Option<T> {
 }
 
 /// Reads and decodes one message; `None` at EOF.
-pub fn read_msg<T: DeserializeOwned>(stream: &mut TcpStream) -> Option<T> {
+pub fn read_msg<T: DeserializeOwned>(stream: &mut impl Read) -> Option<T> {
     read_frame(stream)
         .map(|f| decode_body(&f[LENGTH_PREFIX..]).expect("a well-formed message from the peer"))
 }
@@ -67,7 +71,7 @@ pub fn read_msg<T: DeserializeOwned>(stream: &mut TcpStream) -> Option<T> {
 /// A raw connection to the server: whatever frames or bytes a test wants to send.
 #[derive(Debug)]
 pub struct RawConn {
-    stream: TcpStream,
+    stream: RawStream,
 }
 
 /// What a recorded successful login sent.
@@ -90,14 +94,25 @@ pub struct SentLogin {
 impl RawConn {
     /// Connects (no hello yet). Reads time out after [`READ_TIMEOUT`].
     pub fn connect(server: &TestServer) -> RawConn {
-        RawConn::connect_addr(server.addr())
+        RawConn::connect_addr(server.addr(), server.fingerprint())
     }
 
-    pub fn connect_addr(addr: SocketAddr) -> RawConn {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
+    /// Connects to `addr`: TLS trusting exactly `pin`, or plain TCP
+    /// without one (a server in plaintext mode).
+    pub fn connect_addr(addr: SocketAddr, pin: Option<Fingerprint>) -> RawConn {
+        RawConn::over(TcpStream::connect(addr).expect("connect"), pin)
+    }
+
+    /// A raw connection over an already connected `tcp` (e.g. from another
+    /// loopback address), TLS trusting exactly `pin` unless it is `None`.
+    pub fn over(tcp: TcpStream, pin: Option<Fingerprint>) -> RawConn {
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        tcp.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let stream = match pin {
+            Some(pin) => RawStream::tls(tcp, pin),
+            None => RawStream::Plain(tcp),
+        };
         RawConn { stream }
     }
 
@@ -218,7 +233,10 @@ impl RawConn {
     /// absence is returned as `Err` with the reply), then the `AuthFinish` of
     /// `password`. The server's answer to `AuthFinish` is left unread.
     pub fn send_login(&mut self, user: &str, password: &str) -> Result<SentLogin, Response> {
-        let first = ClientFirst::new(user);
+        let first = match self.stream.channel_binding() {
+            Some(data) => ClientFirst::bound(user, ChannelBinding::TlsExporter(data)),
+            None => ClientFirst::new(user),
+        };
         let client_first = first.message();
         self.send(&Request::AuthStart {
             client_first: client_first.clone(),
@@ -407,10 +425,21 @@ impl RawConn {
 
     /// Closes both directions at once (an abrupt cut, as far as TCP allows).
     pub fn cut(self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.stream.tcp().shutdown(Shutdown::Both);
     }
 
-    pub fn stream(&mut self) -> &mut TcpStream {
+    /// The TCP stream beneath (for socket options and half-closes).
+    pub fn tcp(&self) -> &TcpStream {
+        self.stream.tcp()
+    }
+
+    /// The stream the frames travel on.
+    pub fn stream(&mut self) -> &mut RawStream {
         &mut self.stream
+    }
+
+    /// The `tls-exporter` value of this connection (`None` in plaintext).
+    pub fn channel_binding(&self) -> Option<[u8; ftp_shared::scram::TLS_EXPORTER_LEN]> {
+        self.stream.channel_binding()
     }
 }

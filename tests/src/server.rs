@@ -23,9 +23,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ftp_client::{TlsOptions, Transport};
 use ftp_server::users::UsersFile;
 use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
 use ftp_shared::scram::StoredCredentials;
+use ftp_shared::tls::Fingerprint;
 use ftp_shared::{ErrorCode, Request, Response};
 
 use crate::bins::server_bin;
@@ -129,6 +131,7 @@ impl ServerDir {
 struct Launched {
     child: Child,
     addr: SocketAddr,
+    fingerprint: Option<Fingerprint>,
     startup: Vec<String>,
     stderr: Arc<Mutex<Vec<u8>>>,
 }
@@ -139,6 +142,7 @@ pub struct TestServer {
     dir: ServerDir,
     child: Child,
     addr: SocketAddr,
+    fingerprint: Option<Fingerprint>,
     startup: Vec<String>,
     stderr: Arc<Mutex<Vec<u8>>>,
     status: Option<ExitStatus>,
@@ -164,6 +168,7 @@ impl TestServer {
         let Launched {
             child,
             addr,
+            fingerprint,
             startup,
             stderr,
         } = launch(&dir, args);
@@ -173,6 +178,7 @@ impl TestServer {
             dir,
             child,
             addr,
+            fingerprint,
             startup,
             stderr,
             status: None,
@@ -191,11 +197,13 @@ impl TestServer {
         let Launched {
             child,
             addr,
+            fingerprint,
             startup,
             stderr,
         } = launch(&self.dir, args);
         self.child = child;
         self.addr = addr;
+        self.fingerprint = fingerprint;
         self.startup = startup;
         self.stderr = stderr;
         self.status = None;
@@ -203,6 +211,21 @@ impl TestServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The fingerprint of the certificate the server printed at its start
+    /// (`None` for a server in plaintext mode).
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.fingerprint
+    }
+
+    /// What a library client uses to reach this server: TLS trusting
+    /// exactly its certificate, or plaintext when the server runs so.
+    pub fn transport(&self) -> Transport {
+        match self.fingerprint {
+            Some(fp) => Transport::Tls(TlsOptions::pinned(fp)),
+            None => Transport::InsecurePlaintext,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -701,9 +724,17 @@ fn launch(dir: &ServerDir, args: &[&str]) -> Launched {
             }
         }
     };
+    let fingerprint = startup.iter().find_map(|line| {
+        line.strip_prefix("TLS certificate fingerprint: ")
+            .map(|fp| {
+                fp.parse()
+                    .expect("a fingerprint after 'TLS certificate fingerprint: '")
+            })
+    });
     Launched {
         child,
         addr,
+        fingerprint,
         startup,
         stderr,
     }

@@ -10,7 +10,7 @@
 use std::net::TcpListener;
 
 use bytes::Bytes;
-use ftp_client::{Client, ClientError, Secret};
+use ftp_client::{Client, ClientError, Secret, Transport};
 use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
 use ftp_shared::scram::{ScramError, ServerFirst, StoredCredentials, parse_client_first};
 use ftp_shared::{Digest, ErrorCode, Request, Response};
@@ -246,6 +246,8 @@ fn wrong_version_or_magic_is_refused_and_closed() {
 
 /// A fake server that knows alice's StoredKey (so it can check her proof) but
 /// not her ServerKey: it answers `AuthOk` with a signature that cannot match.
+/// It speaks plaintext (the client is told to): what is tested is SCRAM's
+/// mutual authentication, which holds without TLS too.
 fn fake_server(password: &str) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -268,7 +270,7 @@ fn fake_server(password: &str) -> (std::net::SocketAddr, std::thread::JoinHandle
         let Some(Request::AuthStart { client_first }) = read_msg(&mut stream) else {
             panic!("no AuthStart")
         };
-        let parsed = parse_client_first(&client_first).unwrap();
+        let parsed = parse_client_first(&client_first, None).unwrap();
         let exchange = ServerFirst::new(&parsed, creds);
         write_msg(
             &mut stream,
@@ -297,7 +299,7 @@ fn fake_server(password: &str) -> (std::net::SocketAddr, std::thread::JoinHandle
 #[tokio::test]
 async fn client_refuses_a_server_that_cannot_prove_the_verifier() {
     let (addr, fake) = fake_server(ALICE_PASSWORD);
-    let mut client = Client::connect(addr)
+    let mut client = Client::connect(&addr.to_string(), &Transport::InsecurePlaintext)
         .await
         .expect("connect to the impostor");
     let err = client
@@ -320,7 +322,12 @@ fn cli_refuses_a_server_that_cannot_prove_the_verifier() {
     let (addr, fake) = fake_server(ALICE_PASSWORD);
     let client = tests::ClientEnv::new();
     let out = client.run_stdin(
-        ["login", &format!("alice@{addr}"), "--password-stdin"],
+        [
+            "login",
+            &format!("alice@{addr}"),
+            "--password-stdin",
+            "--insecure-plaintext",
+        ],
         &format!("{ALICE_PASSWORD}\n"),
     );
     out.assert_code(4);
@@ -340,7 +347,9 @@ fn cli_refuses_a_server_that_cannot_prove_the_verifier() {
 #[tokio::test]
 async fn library_login_reports_auth_failed() {
     let server = TestServer::start();
-    let mut client = Client::connect(server.addr()).await.unwrap();
+    let mut client = Client::connect(&server.addr().to_string(), &server.transport())
+        .await
+        .unwrap();
     let err = client
         .login("alice", Secret::Password("wrong"))
         .await

@@ -8,17 +8,15 @@
 //! [`tests::TestServer::assert_healthy`] (after closing its own connections,
 //! so that a cap leaves a slot for the check).
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
-use ftp_shared::scram::{ClientFirst, ScramKeys};
+use ftp_shared::scram::ClientFirst;
 use ftp_shared::{ErrorCode, Request, Response};
 use tests::{
     ALICE_PASSWORD, BOB_PASSWORD, DEFAULT_USERS, Output, POLL_DEADLINE, READ_TIMEOUT, RawConn,
-    ServerDir, TestServer, frame_of, random_bytes, read_msg, run_cmd, server_cmd, snapshot,
-    temp_dir, write_msg,
+    ServerDir, TestServer, frame_of, random_bytes, run_cmd, server_cmd, snapshot, temp_dir,
 };
 
 // ---------------------------------------------------------------------------
@@ -132,13 +130,15 @@ fn admitted(server: &TestServer, what: &str) -> RawConn {
     }
 }
 
-/// A plain TCP connection to `addr` from the local address `src` (another
-/// loopback address, e.g. 127.0.0.2); `None` when this host cannot bind it.
-fn connect_from(src: &str, addr: SocketAddr) -> Option<TcpStream> {
+/// A connection to `server` from the local address `src` (another
+/// loopback address, e.g. 127.0.0.2), TLS as the server speaks it; `None`
+/// when this host cannot bind it.
+fn connect_from(src: &str, server: &TestServer) -> Option<RawConn> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let addr = server.addr();
     let connected = rt.block_on(async {
         let socket = tokio::net::TcpSocket::new_v4()?;
         socket.bind(format!("{src}:0").parse().unwrap())?;
@@ -155,53 +155,22 @@ fn connect_from(src: &str, addr: SocketAddr) -> Option<TcpStream> {
         }
     };
     stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
-    Some(stream)
+    Some(RawConn::over(stream, server.fingerprint()))
 }
 
-/// Hello on a plain stream; the server's reply.
-fn hello_on(stream: &mut TcpStream) -> Option<Response> {
-    write_msg(
-        stream,
-        &Request::Hello {
-            magic: MAGIC,
-            version: PROTOCOL_VERSION,
-        },
-    )
+/// Hello on a raw connection; the server's reply.
+fn hello_on(conn: &mut RawConn) -> Option<Response> {
+    conn.send(&Request::Hello {
+        magic: MAGIC,
+        version: PROTOCOL_VERSION,
+    })
     .ok()?;
-    read_msg(stream)
+    conn.recv()
 }
 
-/// A SCRAM login on a plain stream; `Err` holds the reply that is not `AuthOk`.
-fn login_on(stream: &mut TcpStream, user: &str, password: &str) -> Result<(), Option<Response>> {
-    let first = ClientFirst::new(user);
-    write_msg(
-        stream,
-        &Request::AuthStart {
-            client_first: first.message(),
-        },
-    )
-    .unwrap();
-    let server_first = match read_msg(stream) {
-        Some(Response::AuthChallenge { server_first }) => server_first,
-        other => return Err(other),
-    };
-    let challenge = first.handle_server_first(&server_first).unwrap();
-    let keys = ScramKeys::derive(
-        password.as_bytes(),
-        challenge.salt(),
-        challenge.iterations(),
-    );
-    let (last, client_final) = challenge.finish(&keys);
-    write_msg(stream, &Request::AuthFinish { client_final }).unwrap();
-    match read_msg(stream) {
-        Some(Response::AuthOk { server_final }) => {
-            last.verify_server_final(&server_final).unwrap();
-            Ok(())
-        }
-        other => Err(other),
-    }
+/// A SCRAM login on a raw connection; `Err` holds the reply that is not `AuthOk`.
+fn login_on(conn: &mut RawConn, user: &str, password: &str) -> Result<(), Option<Response>> {
+    conn.login(user, password).map_err(Some)
 }
 
 /// Sends `AuthStart` for `user` and, after the challenge (which must come),
@@ -492,9 +461,12 @@ fn check_config_accepts_a_root_that_serve_would_create() {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = tx.send(line);
+        // The lines before it tell of the certificate made at first start.
+        let listening = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .map_while(Result::ok)
+            .find(|line| line.starts_with("listening on "))
+            .unwrap_or_default();
+        let _ = tx.send(listening);
     });
     let line = rx.recv_timeout(tests::DEADLINE).unwrap_or_default();
     let _ = child.kill();
@@ -603,7 +575,7 @@ fn per_address_cap_refuses_the_third_and_frees_on_close() {
     assert!(second.is_alive(), "a served session was disturbed");
 
     // Another address is not affected by 127.0.0.1 being at its cap.
-    if let Some(mut other) = connect_from("127.0.0.2", server.addr()) {
+    if let Some(mut other) = connect_from("127.0.0.2", &server) {
         match hello_on(&mut other) {
             Some(Response::Hello { .. }) => {}
             reply => panic!("a connection from 127.0.0.2 was refused: {reply:?}"),
@@ -718,7 +690,7 @@ fn lockout_after_failures_across_connections_then_expiry() {
         .expect("bob is not locked out");
     assert!(conn.is_alive());
     // The same user from another address is not affected.
-    if let Some(mut other) = connect_from("127.0.0.2", server.addr()) {
+    if let Some(mut other) = connect_from("127.0.0.2", &server) {
         assert!(matches!(hello_on(&mut other), Some(Response::Hello { .. })));
         login_on(&mut other, "alice", ALICE_PASSWORD).expect("alice from 127.0.0.2");
     }

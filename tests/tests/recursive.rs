@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ftp_client::transfer::{GetTree, PutTree, make_local_dirs};
-use ftp_client::{Client, ClientError};
+use ftp_client::{Client, ClientError, Transport};
 use ftp_shared::message::{EntryKind, PROTOCOL_VERSION};
 use ftp_shared::{ErrorCode, Request, Response};
 use tests::{
@@ -730,7 +730,13 @@ async fn names_from_a_hostile_peer_are_never_joined_to_a_local_path() {
     });
 
     let target = temp_dir("recursive-back-");
-    let mut client = within("connect", Client::connect(addr)).await.unwrap();
+    // The scripted peer speaks plaintext: what is tested is the planning.
+    let mut client = within(
+        "connect",
+        Client::connect(&addr.to_string(), &Transport::InsecurePlaintext),
+    )
+    .await
+    .unwrap();
     let plan = plan_get(&mut client, "d", Some(target.path())).await;
     drop(client);
     let requests = peer.join().expect("the scripted peer");

@@ -22,7 +22,7 @@ use super::output::{
 use crate::remote_path::{self, display, file_name, join};
 use crate::transfer::Outcome;
 use crate::transfer::tree::{make_local_dirs, unsafe_local_name};
-use crate::{Client, ClientError, GetItem, PutItem, SavedKeys, Secret, Target};
+use crate::{Client, ClientError, GetItem, PutItem, SavedKeys, Secret, Target, Transport};
 
 /// The commands that act on the server.
 #[derive(Debug, Clone, Subcommand)]
@@ -167,6 +167,7 @@ pub struct Remote {
     client: Option<Client>,
     pub target: Target,
     keys: SavedKeys,
+    transport: Transport,
     /// The remote working directory, home-relative (`""`: the home).
     pub cwd: String,
     last_used: Instant,
@@ -174,11 +175,12 @@ pub struct Remote {
 
 impl Remote {
     /// A logged-in client and the keys it logged in with.
-    pub fn new(client: Client, target: Target, keys: SavedKeys) -> Remote {
+    pub fn new(client: Client, target: Target, keys: SavedKeys, transport: Transport) -> Remote {
         Remote {
             client: Some(client),
             target,
             keys,
+            transport,
             cwd: String::new(),
             last_used: Instant::now(),
         }
@@ -192,7 +194,7 @@ impl Remote {
             self.client = None;
         }
         if self.client.is_none() {
-            let mut client = Client::connect(self.target.addr()).await?;
+            let mut client = Client::connect(&self.target.addr(), &self.transport).await?;
             client
                 .login(&self.target.user, Secret::Keys(&self.keys))
                 .await?;

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod glob;
 pub mod output;
 pub mod shell;
+mod trust;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use self::commands::{Remote, RemoteCmd};
 use self::output::Output;
 use crate::credentials::{self, Store};
 use crate::{Client, ClientError, Secret, Target};
+use ftp_shared::tls::Fingerprint;
 
 /// The exit statuses, as `--help` and the README list them.
 pub const EXIT_STATUS: &str = "\
@@ -37,6 +39,9 @@ Exit status:
   3  cannot connect to the server, the server refused the session (busy)
      or ended it (idle timeout, shutdown), or the connection was lost
   4  login failed: wrong password, stale saved keys, or no credentials
+  5  the server's identity could not be established: an unknown host not
+     accepted, a changed certificate, or a channel binding that did not
+     match (someone may be intercepting the connection)
   130  interrupted by Ctrl-C";
 
 /// The exit status of a command stopped by Ctrl-C (as a shell reports SIGINT).
@@ -79,6 +84,24 @@ struct Global {
     /// Print results as JSON, one object per line (per file, listing or entry).
     #[arg(long, global = true)]
     json: bool,
+    /// Trust a server seen for the first time and pin its certificate (for
+    /// scripts; on a terminal the client asks instead). FTP_ACCEPT_NEW_HOST
+    /// set to anything but 0, no, false or off does the same.
+    #[arg(long, global = true, env = "FTP_ACCEPT_NEW_HOST",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    accept_new_host: bool,
+    /// The SHA-256 fingerprint the server's certificate must have (pinned
+    /// when it matches), as the server prints it: SHA256:AB:CD:...
+    #[arg(long, global = true, value_name = "FINGERPRINT")]
+    pin: Option<Fingerprint>,
+    /// Trust only certificates signed by this CA (PEM) for the host name,
+    /// instead of the system's roots and pins.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Talk to a server run with --insecure-plaintext: no encryption, no
+    /// server authentication beyond the login; only on a network you trust.
+    #[arg(long, global = true)]
+    insecure_plaintext: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +120,11 @@ enum Command {
     Shell {
         #[arg(value_name = "USER@HOST[:PORT]")]
         target: Option<Target>,
+    },
+    /// Forget the pinned certificate of HOST:PORT (after the server got a new one).
+    ForgetHost {
+        #[arg(value_name = "HOST:PORT")]
+        host: String,
     },
     /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
@@ -141,6 +169,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Some(Command::Login { target }) => report(runtime.block_on(login(&cli.global, &target))),
         Some(Command::Logout { target }) => report(logout(target)),
+        Some(Command::ForgetHost { host }) => report(trust::forget_host(&host)),
         Some(Command::Remote(cmd)) => {
             runtime.block_on(one_shot(&cli.global, cli.target, &cmd, &output))
         }
@@ -210,7 +239,8 @@ async fn login(global: &Global, target: &Target) -> anyhow::Result<()> {
         Some(p) => p,
         None => prompt_password(target)?,
     };
-    let mut client = Client::connect(target.addr()).await?;
+    let transport = trust::transport(global)?;
+    let mut client = Client::connect(&target.addr(), &transport).await?;
     let saved = client
         .login(&target.user, Secret::Password(&password))
         .await?;
@@ -261,13 +291,14 @@ async fn session(global: &Global, target: Option<Target>) -> anyhow::Result<Remo
         (None, Some(_)) => None,
         (None, None) => Some(prompt_password(&target)?),
     };
-    let mut client = Client::connect(target.addr()).await?;
+    let transport = trust::transport(global)?;
+    let mut client = Client::connect(&target.addr(), &transport).await?;
     let keys = match (&password, &saved) {
         (Some(p), _) => client.login(&target.user, Secret::Password(p)).await?,
         (None, Some(keys)) => client.login(&target.user, Secret::Keys(keys)).await?,
         (None, None) => unreachable!("a password was prompted for"),
     };
-    Ok(Remote::new(client, target, keys))
+    Ok(Remote::new(client, target, keys, transport))
 }
 
 /// The password from `--password-stdin` or `FTP_PASSWORD`, if either is given.

@@ -1,4 +1,4 @@
-//! Login with SCRAM-SHA-256: `AuthStart` (client-first-message) is answered
+//! Login with SCRAM-SHA-256(-PLUS): `AuthStart` (client-first-message) is answered
 //! with `AuthChallenge` (server-first-message), `AuthFinish`
 //! (client-final-message) with `AuthOk` (server-final-message) or
 //! `AUTH_FAILED`.
@@ -7,10 +7,17 @@
 //! challenge built from deterministic fake credentials and fails exactly like
 //! a wrong password: same code, same message, same delay; so does a user
 //! locked out from this address (see [`crate::lockout`]).
+//!
+//! Over TLS the login may be bound to the channel (`p=tls-exporter`): the
+//! client's `c=` must then carry this connection's exporter value. A
+//! mismatch means the client's TLS connection ends somewhere else than this
+//! one (a man in the middle): the server says so (`CHANNEL_BINDING`), logs
+//! it and closes. A client that claims to support binding but believes this
+//! server does not (`y`) is refused the same way (RFC 5802 section 6).
 
 use std::sync::Arc;
 
-use ftp_shared::scram::{ServerFirst, parse_client_first};
+use ftp_shared::scram::{ScramError, ServerFirst, parse_client_first};
 use ftp_shared::text::escape;
 use ftp_shared::{ErrorCode, Request, Response};
 use ftp_storage::Storage;
@@ -55,8 +62,11 @@ pub async fn login<S: Storage>(
                 | Request::Rename { .. },
             ) => return Err(CmdError::fatal(ErrorCode::NOT_LOGGED_IN, "log in first")),
         };
-        let parsed = parse_client_first(&client_first)
-            .map_err(|e| CmdError::Protocol(format!("invalid SCRAM client-first-message: {e}")))?;
+        let parsed = parse_client_first(&client_first, conn.channel_binding()).map_err(|e| {
+            binding_failure(&e).unwrap_or_else(|| {
+                CmdError::Protocol(format!("invalid SCRAM client-first-message: {e}"))
+            })
+        })?;
         let user = parsed.user.clone();
         let ip = conn.peer().ip();
         let locked = shared.lockouts.is_locked(&user, ip, &shared.limits);
@@ -72,7 +82,14 @@ pub async fn login<S: Storage>(
             Some(Request::AuthFinish { client_final }) => client_final,
             Some(_) => return Err(CmdError::Protocol("expected AuthFinish".into())),
         };
-        match exchange.verify_client_final(&client_final) {
+        let verdict = exchange.verify_client_final(&client_final);
+        if let Err(e) = &verdict
+            && let Some(failure) = binding_failure(e)
+        {
+            tracing::warn!(user = %escape(&user), "login refused: {e}");
+            return Err(failure);
+        }
+        match verdict {
             Ok(server_final) if known && !locked => {
                 shared.lockouts.succeeded(&user, ip);
                 tracing::info!(user = %escape(&user), "logged in");
@@ -91,5 +108,25 @@ pub async fn login<S: Storage>(
                     .await?;
             }
         }
+    }
+}
+
+/// The reply to a channel binding that failed (`None` for other errors):
+/// the login cannot succeed on this connection, so it closes.
+fn binding_failure(e: &ScramError) -> Option<CmdError> {
+    match e {
+        ScramError::ChannelBindingMismatch
+        | ScramError::Downgrade
+        | ScramError::UnsupportedChannelBinding
+        | ScramError::UnsupportedChannelBindingType => {
+            Some(CmdError::fatal(ErrorCode::CHANNEL_BINDING, e.to_string()))
+        }
+        ScramError::Malformed(_)
+        | ScramError::InvalidUserName
+        | ScramError::NonceMismatch
+        | ScramError::IterationsOutOfRange(_)
+        | ScramError::SaltInvalid
+        | ScramError::AuthFailed
+        | ScramError::ServerSignatureMismatch => None,
     }
 }

@@ -1,45 +1,25 @@
-//! The command line: `ftp-server [serve]` and `ftp-server user ...`.
+//! `ftp-server serve` and `ftp-server check-config`: the options, what
+//! they resolve to over the configuration file, the start-up (a first user
+//! and a first certificate when there are none) and the check.
 
-use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use ftp_shared::scram::{self, StoredCredentials};
 use ftp_storage::FsStorage;
 
+use super::init_logging;
 use crate::config::ConfigFile;
+use crate::tls::reload::Reloading;
+use crate::tls::{self, TlsFiles, Transport};
 use crate::users::UsersFile;
 use crate::{Limits, Shared, Users};
 
-/// An authenticated file-transfer server: SCRAM-SHA-256 login, one sandboxed home per user.
-#[derive(Debug, Parser)]
-#[command(name = "ftp-server", version, args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the server (what happens with no subcommand).
-    Serve(ServeArgs),
-    /// Check the configuration and the users file, then exit (0 when valid).
-    CheckConfig(ServeArgs),
-    /// Manage the users file.
-    User {
-        #[command(subcommand)]
-        action: UserAction,
-    },
-}
-
 #[derive(Debug, Args)]
-struct ServeArgs {
+pub(super) struct ServeArgs {
     /// Configuration file (TOML); options given here win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -81,6 +61,19 @@ struct ServeArgs {
     /// power loss can lose recently stored files.
     #[arg(long)]
     no_fsync: bool,
+    /// TLS certificate chain (PEM), e.g. one issued by an ACME client; reloaded
+    /// on SIGHUP and when the file changes [default: a self-signed
+    /// certificate created beside the users file, tls-cert.pem].
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM) [default: tls-key.pem beside the users file].
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve without TLS: everything, file contents included, crosses the
+    /// network in clear and can be altered on the way. Clients must ask for
+    /// it too. Only for a trusted network or a tunnel.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure_plaintext: bool,
     /// Seconds running transfers may go on after SIGTERM or Ctrl-C [default: 30].
     #[arg(long, value_name = "SECONDS")]
     shutdown_grace: Option<u64>,
@@ -94,7 +87,21 @@ struct Settings {
     root: PathBuf,
     users: PathBuf,
     fsync: bool,
+    tls: TlsSetting,
     limits: Limits,
+}
+
+/// What the server speaks.
+#[derive(Debug)]
+enum TlsSetting {
+    /// TLS with these files; `configured` when named by an option or the
+    /// configuration file (then they must exist), otherwise the self-signed
+    /// pair beside the users file, created at first start.
+    Tls {
+        files: TlsFiles,
+        configured: bool,
+    },
+    InsecurePlaintext,
 }
 
 impl ServeArgs {
@@ -136,6 +143,12 @@ impl ServeArgs {
             .check()
             .map_err(anyhow::Error::msg)
             .context("invalid limits")?;
+        let users = self
+            .users
+            .clone()
+            .or(file.users.clone())
+            .unwrap_or_else(|| "./users.toml".into());
+        let tls = self.tls_setting(&file, &users)?;
         Ok(Settings {
             listen: self
                 .listen
@@ -147,95 +160,57 @@ impl ServeArgs {
                 .clone()
                 .or(file.root)
                 .unwrap_or_else(|| "./ftp-data".into()),
-            users: self
-                .users
-                .clone()
-                .or(file.users)
-                .unwrap_or_else(|| "./users.toml".into()),
             fsync: !self.no_fsync && file.fsync.unwrap_or(true),
+            tls,
+            users,
             limits,
         })
     }
 }
 
-#[derive(Debug, Args)]
-struct UsersArg {
-    /// The users file.
-    #[arg(long = "users", value_name = "FILE", default_value = "./users.toml")]
-    path: PathBuf,
-}
-
-#[derive(Debug, Args)]
-struct PasswordArgs {
-    /// Read the password from the first line of standard input instead of prompting.
-    #[arg(long)]
-    password_stdin: bool,
-    /// PBKDF2 iterations of the new verifier.
-    #[arg(long, default_value_t = scram::DEFAULT_ITERATIONS,
-          value_parser = clap::value_parser!(u32).range(scram::MIN_ITERATIONS as i64..=scram::MAX_ITERATIONS as i64))]
-    iterations: u32,
-}
-
-#[derive(Debug, Subcommand)]
-enum UserAction {
-    /// Add a user (creates the users file when it is missing).
-    Add {
-        name: String,
-        #[command(flatten)]
-        users: UsersArg,
-        #[command(flatten)]
-        password: PasswordArgs,
-    },
-    /// Remove a user (their files stay in the storage root).
-    Remove {
-        name: String,
-        #[command(flatten)]
-        users: UsersArg,
-    },
-    /// List the users.
-    List {
-        #[command(flatten)]
-        users: UsersArg,
-    },
-    /// Change a user's password.
-    Passwd {
-        name: String,
-        #[command(flatten)]
-        users: UsersArg,
-        #[command(flatten)]
-        password: PasswordArgs,
-    },
-}
-
-/// Parses the command line and runs it.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
-        Some(Command::CheckConfig(args)) => check_config(&args),
-        Some(Command::User { action }) => user(action),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+impl ServeArgs {
+    fn tls_setting(&self, file: &ConfigFile, users: &Path) -> anyhow::Result<TlsSetting> {
+        let plaintext = self.insecure_plaintext || file.insecure_plaintext.unwrap_or(false);
+        let cert = self.tls_cert.clone().or(file.tls_cert.clone());
+        let key = self.tls_key.clone().or(file.tls_key.clone());
+        match (plaintext, cert, key) {
+            (true, None, None) => Ok(TlsSetting::InsecurePlaintext),
+            (true, _, _) => bail!("insecure_plaintext cannot be combined with a TLS certificate"),
+            (false, Some(cert), Some(key)) => Ok(TlsSetting::Tls {
+                files: TlsFiles { cert, key },
+                configured: true,
+            }),
+            (false, None, None) => Ok(TlsSetting::Tls {
+                files: TlsFiles::beside(users),
+                configured: false,
+            }),
+            (false, Some(_), None) => bail!("a TLS certificate is configured without its key"),
+            (false, None, Some(_)) => bail!("a TLS key is configured without its certificate"),
         }
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+/// The transport `serve` runs with: the certificate loaded (created first
+/// when it is the default one and missing) and watched for renewals.
+fn transport(setting: &TlsSetting) -> anyhow::Result<(Transport, Option<Arc<Reloading>>)> {
+    let TlsSetting::Tls { files, configured } = setting else {
+        return Ok((Transport::InsecurePlaintext, None));
+    };
+    if !configured && !files.cert.exists() && !files.key.exists() {
+        let fingerprint = tls::generate(files)?;
+        println!(
+            "created a self-signed TLS certificate {} (key {}, mode 0600), fingerprint: {fingerprint}",
+            files.cert.display(),
+            files.key.display()
+        );
+        println!("(clients pin it at their first connection; compare it with what they show)");
+    }
+    let reloading = Arc::new(Reloading::load(files.clone())?);
+    println!("TLS certificate fingerprint: {}", reloading.fingerprint());
+    Ok((Transport::tls(reloading.clone())?, Some(reloading)))
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     init_logging();
     if !settings.users.exists() {
@@ -245,6 +220,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if users.is_empty() {
         tracing::warn!("the users file has no users: add one with `ftp-server user add NAME`");
     }
+    let (transport, reloading) = transport(&settings.tls)?;
     let storage = FsStorage::open(&settings.root)
         .with_context(|| format!("cannot open the storage root {}", settings.root.display()))?
         .with_fsync(settings.fsync);
@@ -254,6 +230,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         limits: settings.limits,
         lockouts: Default::default(),
         quotas: Default::default(),
+        transport,
     });
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
@@ -263,6 +240,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
+        if let Some(reloading) = &reloading {
+            reloading.watch().context("cannot watch SIGHUP")?;
+        } else if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "serving WITHOUT TLS on a non-loopback address: logins, file names and contents cross the network in clear and can be altered on the way"
+            );
+        }
         println!("listening on {addr}");
         tracing::info!(%addr, root = %settings.root.display(), fsync = settings.fsync, "serving");
         crate::run(listener, shared, shutdown).await;
@@ -271,7 +256,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// `check-config`: everything `serve` would load, without serving.
-fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
+pub(super) fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let users = Users::load(&settings.users)?;
     if settings.root.exists() && !settings.root.is_dir() {
@@ -294,6 +279,27 @@ fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
         );
     }
     check_listen(&settings.listen)?;
+    match &settings.tls {
+        TlsSetting::Tls { files, configured }
+            if *configured || files.cert.exists() || files.key.exists() =>
+        {
+            let checked = tls::inspect::check(files)?;
+            println!(
+                "TLS certificate {} ({}), valid until {}, fingerprint: {}",
+                files.cert.display(),
+                checked.subject,
+                checked.not_after,
+                checked.loaded.fingerprint
+            );
+        }
+        TlsSetting::Tls { files, .. } => println!(
+            "TLS: a self-signed certificate will be created at {} on first start",
+            files.cert.display()
+        ),
+        TlsSetting::InsecurePlaintext => {
+            println!("TLS: off (insecure_plaintext): sessions cross the network in clear")
+        }
+    }
     println!(
         "configuration is valid: listen {}, root {}, {} user(s) in {}, fsync {}",
         settings.listen,
@@ -352,77 +358,4 @@ fn create_first_user(path: &Path) -> anyhow::Result<()> {
     );
     println!("(shown once; change it with `ftp-server user passwd admin`)");
     Ok(())
-}
-
-fn user(action: UserAction) -> anyhow::Result<()> {
-    match action {
-        UserAction::Add {
-            name,
-            users,
-            password,
-        } => {
-            let mut file = UsersFile::load_or_new(&users.path)?;
-            if file.contains(&name) {
-                bail!("user {name:?} already exists (use `ftp-server user passwd {name}`)");
-            }
-            ftp_storage::validate_user_name(&name)
-                .with_context(|| format!("{name:?} is not a valid user name"))?;
-            let creds = new_credentials(&name, &password)?;
-            file.set(&name, &creds)?;
-            file.save(&users.path)?;
-            eprintln!("added user {name}");
-        }
-        UserAction::Remove { name, users } => {
-            let mut file = UsersFile::load(&users.path)?;
-            if !file.remove(&name) {
-                bail!("no user {name:?}");
-            }
-            file.save(&users.path)?;
-            eprintln!("removed user {name}");
-        }
-        UserAction::List { users } => {
-            for name in UsersFile::load(&users.path)?.names() {
-                println!("{name}");
-            }
-        }
-        UserAction::Passwd {
-            name,
-            users,
-            password,
-        } => {
-            let mut file = UsersFile::load(&users.path)?;
-            if !file.contains(&name) {
-                bail!("no user {name:?}");
-            }
-            let creds = new_credentials(&name, &password)?;
-            file.set(&name, &creds)?;
-            file.save(&users.path)?;
-            eprintln!("changed the password of {name}");
-        }
-    }
-    Ok(())
-}
-
-fn new_credentials(name: &str, args: &PasswordArgs) -> anyhow::Result<StoredCredentials> {
-    let password = if args.password_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
-        line.trim_end_matches(['\n', '\r']).to_string()
-    } else {
-        let first = rpassword::prompt_password(format!("New password for {name}: "))
-            .context("cannot read the password")?;
-        let second =
-            rpassword::prompt_password("Retype it: ").context("cannot read the password")?;
-        if first != second {
-            bail!("the passwords do not match");
-        }
-        first
-    };
-    if password.is_empty() {
-        bail!("the password is empty");
-    }
-    Ok(StoredCredentials::new(password.as_bytes(), args.iterations))
 }

@@ -35,6 +35,28 @@ struct Entry {
     server_key: String,
 }
 
+/// Writes `text` to `path` atomically with mode 0600, in a directory
+/// created with mode 0700: a private temp file beside it (removed on any
+/// failure), flushed and renamed over it.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path.parent().context("the path has no directory")?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let written = (|| -> std::io::Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path)?;
+        Ok(())
+    })();
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Where the saved logins live.
 pub fn default_path() -> anyhow::Result<PathBuf> {
     let dir = dirs::config_dir().context("cannot tell the config directory (is HOME set?)")?;
@@ -66,26 +88,8 @@ impl Store {
                 _ => Ok(()),
             };
         }
-        let dir = path
-            .parent()
-            .context("the credentials path has no directory")?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
         let text = toml::to_string(self)?;
-        // A private temp file beside it (removed on any failure), renamed over it.
-        let written = (|| -> std::io::Result<()> {
-            let mut tmp = tempfile::Builder::new()
-                .permissions(std::fs::Permissions::from_mode(0o600))
-                .tempfile_in(dir)?;
-            tmp.write_all(text.as_bytes())?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(path)?;
-            Ok(())
-        })();
-        written.with_context(|| format!("cannot write {}", path.display()))
+        write_private(path, &text)
     }
 
     /// Saves the keys of `target` and makes it the default.

@@ -9,12 +9,12 @@
 //! forget-host HOST:PORT` removes a line.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use ftp_shared::tls::Fingerprint;
+
+use crate::credentials::write_private;
 
 /// Where the pins live.
 pub fn default_path() -> anyhow::Result<PathBuf> {
@@ -72,30 +72,13 @@ impl KnownHosts {
 
     /// Writes the file atomically, mode 0600 in a 0700 directory.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path
-            .parent()
-            .context("the known_hosts path has no directory")?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
         let mut text = String::from(
             "# Certificates pinned by ftp-client at the first connection to each HOST:PORT.\n",
         );
         for (host, fp) in &self.hosts {
             text.push_str(&format!("{host} {fp}\n"));
         }
-        let written = (|| -> std::io::Result<()> {
-            let mut tmp = tempfile::Builder::new()
-                .permissions(std::fs::Permissions::from_mode(0o600))
-                .tempfile_in(dir)?;
-            tmp.write_all(text.as_bytes())?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(path)?;
-            Ok(())
-        })();
-        written.with_context(|| format!("cannot write {}", path.display()))
+        write_private(path, &text)
     }
 
     /// Pins `host` in the file at `path` (read again first, so pins saved

@@ -93,6 +93,7 @@ impl KnownHosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn pins_round_trip_through_the_file_with_mode_0600() {

@@ -90,11 +90,15 @@ pub enum ClientError {
         given: bool,
     },
     /// The login was bound to a TLS channel that is not the server's.
-    #[error(
-        "the channel binding did not match: someone may be intercepting this connection ({})",
-        escape(message)
-    )]
+    /// `message` is the server's (for a mismatch: "the channel binding did
+    /// not match: someone may be intercepting this connection").
+    #[error("login refused: {}", escape(message))]
     ChannelBinding { message: String },
+    /// The server showed the expected certificate without holding its key.
+    #[error(
+        "{host} showed the expected certificate but could not prove it holds its key: someone may be intercepting this connection; nothing was sent"
+    )]
+    NotTheKeyHolder { host: String },
     /// A remote path that climbs above the home with `..`; nothing was sent.
     #[error("{}: leads outside the home directory", escape(path))]
     OutsideHome { path: String },
@@ -128,6 +132,7 @@ impl ClientError {
             | ClientError::HostNotTrusted { .. }
             | ClientError::CertificateChanged { .. }
             | ClientError::ChannelBinding { .. }
+            | ClientError::NotTheKeyHolder { .. }
             | ClientError::Scram(ScramError::ChannelBindingMismatch | ScramError::Downgrade) => 5,
             ClientError::AuthFailed | ClientError::Scram(_) | ClientError::StaleKeys => 4,
             _ => 1,

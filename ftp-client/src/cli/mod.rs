@@ -330,7 +330,7 @@ fn prompt_password(target: &Target) -> anyhow::Result<String> {
 }
 
 /// A usage error: exit status 2, like clap's own.
-fn usage(message: &str) -> ! {
+pub(crate) fn usage(message: &str) -> ! {
     Cli::command()
         .error(clap::error::ErrorKind::ArgumentConflict, message)
         .exit()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use ftp_shared::tls::Fingerprint;
 
-use super::Global;
+use super::{Global, usage};
 use crate::known_hosts::{self, KnownHosts};
 use crate::{NewHost, TlsOptions, Transport};
 
@@ -17,12 +17,12 @@ use crate::{NewHost, TlsOptions, Transport};
 pub(super) fn transport(global: &Global) -> anyhow::Result<Transport> {
     if global.insecure_plaintext {
         if global.ca.is_some() || global.pin.is_some() {
-            bail!("--insecure-plaintext turns TLS off: it cannot go with --ca or --pin");
+            usage("--insecure-plaintext turns TLS off: it cannot go with --ca or --pin");
         }
         return Ok(Transport::InsecurePlaintext);
     }
     if global.ca.is_some() && global.pin.is_some() {
-        bail!("--ca trusts only what that CA signed: it cannot go with --pin");
+        usage("--ca trusts only what that CA signed: it cannot go with --pin");
     }
     let new_host = if global.accept_new_host {
         NewHost::Accept

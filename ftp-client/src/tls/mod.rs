@@ -235,6 +235,9 @@ fn refusal(
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             {
                 Some(rustls::Error::InvalidMessage(_)) => return ClientError::NotTls { addr },
+                Some(rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)) => {
+                    return ClientError::NotTheKeyHolder { host: addr };
+                }
                 Some(other) => other.to_string(),
                 None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     "the server closed the connection during the TLS handshake".into()

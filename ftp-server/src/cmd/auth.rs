@@ -86,7 +86,6 @@ pub async fn login<S: Storage>(
         if let Err(e) = &verdict
             && let Some(failure) = binding_failure(e)
         {
-            tracing::warn!(user = %escape(&user), "login refused: {e}");
             return Err(failure);
         }
         match verdict {
@@ -111,9 +110,15 @@ pub async fn login<S: Storage>(
     }
 }
 
-/// The reply to a channel binding that failed (`None` for other errors):
-/// the login cannot succeed on this connection, so it closes.
+/// The reply to a channel binding that failed (`None` for other errors),
+/// logged: the login cannot succeed on this connection, so it closes.
 fn binding_failure(e: &ScramError) -> Option<CmdError> {
+    let failure = binding_failure_reply(e)?;
+    tracing::warn!("login refused: {e}");
+    Some(failure)
+}
+
+fn binding_failure_reply(e: &ScramError) -> Option<CmdError> {
     match e {
         ScramError::ChannelBindingMismatch
         | ScramError::Downgrade

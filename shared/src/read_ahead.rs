@@ -5,14 +5,16 @@
 //! 16 KiB record: about 260,000 per GiB. This adapter reads up to
 //! [`READ_AHEAD`] bytes per call into a buffer and serves the small reads
 //! from it, which cuts the system calls 16-fold for the price of one memcpy
-//! of what is read. The buffer is allocated when reading starts and given
-//! back by [`ReadAhead::release`] while a session waits idle. Writes pass
-//! through untouched.
+//! of what is read. The buffer exists only while it holds bytes or a read
+//! is about to fill it: a read that finds nothing to take (the peer is
+//! quiet) gives it back at once, so an idle connection holds none. Writes
+//! pass through untouched.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes read from the socket at a time (below the allocator's mmap
@@ -23,19 +25,15 @@ pub const READ_AHEAD: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct ReadAhead<S> {
     inner: S,
-    buf: Vec<u8>,
-    /// `buf[start..end]` is read from `inner` and not yet handed out.
-    start: usize,
-    end: usize,
+    /// Read from `inner` and not yet handed out.
+    buf: BytesMut,
 }
 
 impl<S> ReadAhead<S> {
     pub fn new(inner: S) -> ReadAhead<S> {
         ReadAhead {
             inner,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
+            buf: BytesMut::new(),
         }
     }
 
@@ -43,13 +41,9 @@ impl<S> ReadAhead<S> {
         &self.inner
     }
 
-    /// Gives the buffer back when nothing is buffered (before an idle wait).
-    pub fn release(&mut self) {
-        if self.start == self.end {
-            self.buf = Vec::new();
-            self.start = 0;
-            self.end = 0;
-        }
+    /// The bytes of the buffer, for tests: none while nothing is buffered.
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 }
 
@@ -60,26 +54,36 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.start == this.end {
+        if this.buf.is_empty() {
             // A caller that asks for as much as the buffer holds reads
             // straight into its own memory.
             if out.remaining() >= READ_AHEAD {
+                this.buf = BytesMut::new();
                 return Pin::new(&mut this.inner).poll_read(cx, out);
             }
-            if this.buf.len() < READ_AHEAD {
-                this.buf = vec![0; READ_AHEAD];
+            if this.buf.capacity() < READ_AHEAD {
+                this.buf = BytesMut::with_capacity(READ_AHEAD);
             }
-            let mut fill = ReadBuf::new(&mut this.buf);
-            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut fill))?;
-            this.start = 0;
-            this.end = fill.filled().len();
-            if this.end == 0 {
+            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buf) {
+                Poll::Ready(Ok(_)) => {}
+                // Nothing to take now: hold no memory while waiting.
+                Poll::Pending => {
+                    this.buf = BytesMut::new();
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => {
+                    this.buf = BytesMut::new();
+                    return Poll::Ready(Err(e));
+                }
+            }
+            if this.buf.is_empty() {
+                this.buf = BytesMut::new();
                 return Poll::Ready(Ok(())); // end of stream
             }
         }
-        let n = out.remaining().min(this.end - this.start);
-        out.put_slice(&this.buf[this.start..this.start + n]);
-        this.start += n;
+        let n = out.remaining().min(this.buf.len());
+        out.put_slice(&this.buf[..n]);
+        this.buf.advance(n);
         Poll::Ready(Ok(()))
     }
 }
@@ -151,7 +155,26 @@ mod tests {
         }
         writer.await.unwrap();
         assert_eq!(got, data);
-        reader.release();
-        assert!(reader.buf.is_empty());
+        assert_eq!(reader.buffered_capacity(), 0, "memory held at the end");
+    }
+
+    #[tokio::test]
+    async fn a_quiet_peer_costs_no_buffer() {
+        let (mut tx, rx) = tokio::io::duplex(8192);
+        let mut reader = ReadAhead::new(rx);
+        tx.write_all(b"hello").await.unwrap();
+        let mut small = [0u8; 4096];
+        assert_eq!(reader.read(&mut small).await.unwrap(), 5);
+        // The next read finds nothing and waits: no buffer meanwhile.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            reader.read(&mut small),
+        )
+        .await;
+        assert!(waiting.is_err(), "nothing was sent");
+        assert_eq!(reader.buffered_capacity(), 0);
+        tx.write_all(b"again").await.unwrap();
+        assert_eq!(reader.read(&mut small).await.unwrap(), 5);
+        assert_eq!(&small[..5], b"again");
     }
 }

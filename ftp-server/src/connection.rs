@@ -12,7 +12,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::Framed;
 
-use crate::transport::{Stream, channel_binding};
+use crate::transport::{Stream, channel_binding, release_buffers};
 
 /// How long [`Connection::close`] waits for the peer to take the end.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
@@ -76,6 +76,7 @@ impl Connection {
         }
         shrink(self.framed.read_buffer_mut());
         shrink(self.framed.write_buffer_mut());
+        release_buffers(self.framed.get_mut());
     }
 
     /// Ends the connection after a closing reply: the sending side is

@@ -92,6 +92,13 @@ pub fn channel_binding(stream: &Stream) -> Option<[u8; TLS_EXPORTER_LEN]> {
     }
 }
 
+/// Gives back the read-ahead buffer of a TLS stream before an idle wait.
+pub fn release_buffers(stream: &mut Stream) {
+    if let Either::Right(tls) = stream {
+        tls.get_mut().0.release();
+    }
+}
+
 /// Writes one `Error` frame, closes the sending side (with a TLS
 /// close_notify) and reads what the peer sent meanwhile for a moment, so
 /// that closing with unread data does not reset the connection before the

@@ -5,10 +5,10 @@
 //! 16 KiB record: about 260,000 per GiB. This adapter reads up to
 //! [`READ_AHEAD`] bytes per call into a buffer and serves the small reads
 //! from it, which cuts the system calls 16-fold for the price of one memcpy
-//! of what is read. The buffer exists only while it holds bytes or a read
-//! is about to fill it: a read that finds nothing to take (the peer is
-//! quiet) gives it back at once, so an idle connection holds none. Writes
-//! pass through untouched.
+//! of what is read. The buffer is kept while data streams in and given back
+//! by [`ReadAhead::release`] before an idle wait; after that, reads go
+//! straight to the caller's memory until one brings data, so an idle
+//! connection holds no buffer. Writes pass through untouched.
 
 use std::io;
 use std::pin::Pin;
@@ -27,6 +27,8 @@ pub struct ReadAhead<S> {
     inner: S,
     /// Read from `inner` and not yet handed out.
     buf: BytesMut,
+    /// Since [`ReadAhead::release`], no data came: read without a buffer.
+    quiet: bool,
 }
 
 impl<S> ReadAhead<S> {
@@ -34,6 +36,16 @@ impl<S> ReadAhead<S> {
         ReadAhead {
             inner,
             buf: BytesMut::new(),
+            quiet: false,
+        }
+    }
+
+    /// Gives the buffer back if nothing is buffered, before a wait of
+    /// unknown length; the next reads need none until data comes.
+    pub fn release(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+            self.quiet = true;
         }
     }
 
@@ -56,28 +68,22 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         let this = self.get_mut();
         if this.buf.is_empty() {
             // A caller that asks for as much as the buffer holds reads
-            // straight into its own memory.
-            if out.remaining() >= READ_AHEAD {
-                this.buf = BytesMut::new();
-                return Pin::new(&mut this.inner).poll_read(cx, out);
+            // straight into its own memory, and so does a quiet connection
+            // (until data comes, it needs no buffer).
+            if out.remaining() >= READ_AHEAD || this.quiet {
+                let before = out.filled().len();
+                std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
+                this.quiet = out.filled().len() == before && this.quiet;
+                return Poll::Ready(Ok(()));
             }
-            if this.buf.capacity() < READ_AHEAD {
-                this.buf = BytesMut::with_capacity(READ_AHEAD);
-            }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buf) {
-                Poll::Ready(Ok(_)) => {}
-                // Nothing to take now: hold no memory while waiting.
-                Poll::Pending => {
-                    this.buf = BytesMut::new();
-                    return Poll::Pending;
-                }
-                Poll::Ready(Err(e)) => {
-                    this.buf = BytesMut::new();
-                    return Poll::Ready(Err(e));
-                }
-            }
+            // Empty: the allocation is reused in place.
+            this.buf.reserve(READ_AHEAD);
+            std::task::ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut this.inner),
+                cx,
+                &mut this.buf
+            ))?;
             if this.buf.is_empty() {
-                this.buf = BytesMut::new();
                 return Poll::Ready(Ok(())); // end of stream
             }
         }
@@ -155,6 +161,7 @@ mod tests {
         }
         writer.await.unwrap();
         assert_eq!(got, data);
+        reader.release();
         assert_eq!(reader.buffered_capacity(), 0, "memory held at the end");
     }
 
@@ -165,7 +172,9 @@ mod tests {
         tx.write_all(b"hello").await.unwrap();
         let mut small = [0u8; 4096];
         assert_eq!(reader.read(&mut small).await.unwrap(), 5);
-        // The next read finds nothing and waits: no buffer meanwhile.
+        // Released before a wait, the next read finds nothing and waits:
+        // no buffer meanwhile.
+        reader.release();
         let waiting = tokio::time::timeout(
             std::time::Duration::from_millis(20),
             reader.read(&mut small),

@@ -55,31 +55,26 @@ pub struct Client {
 impl Client {
     /// Connects to `addr` (`HOST:PORT`), sets up `transport` (the TLS
     /// handshake and the check of the server's certificate) and exchanges
-    /// hellos. The TCP connect and the handshake each get [`CONNECT_TIMEOUT`].
+    /// hellos. The TCP connect and the TLS handshake each get
+    /// [`CONNECT_TIMEOUT`] (a question about a new host, none).
     pub async fn connect(addr: &str, transport: &Transport) -> Result<Client, ClientError> {
-        let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr));
-        let tcp = match connecting.await {
-            Ok(connected) => connected,
-            Err(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()),
-            )),
-        }
-        .map_err(|source| ClientError::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
-        tcp.set_nodelay(true).map_err(ClientError::Connection)?;
+        let tcp = tcp_connect(addr).await?;
         let (stream, channel_binding) = match transport {
             Transport::InsecurePlaintext => (Either::Left(tcp), None),
             Transport::Tls(options) => {
-                let handshake = tls::handshake(tcp, addr, options);
-                let (stream, binding) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
-                    .await
-                    .map_err(|_| ClientError::Tls {
-                    addr: addr.to_string(),
-                    message: format!("no TLS handshake in {} s", CONNECT_TIMEOUT.as_secs()),
-                })??;
+                let (stream, binding) = match tls::handshake(tcp, addr, options).await? {
+                    Some(done) => done,
+                    // A person was asked about a new host and may have
+                    // taken longer than the server waits for a login: the
+                    // host is pinned now, and a fresh connection checked
+                    // against the pin starts the login in time.
+                    None => tls::handshake(tcp_connect(addr).await?, addr, options)
+                        .await?
+                        .ok_or_else(|| ClientError::Tls {
+                            addr: addr.to_string(),
+                            message: "the certificate could not be pinned".into(),
+                        })?,
+                };
                 (stream, Some(binding))
             }
         };
@@ -305,6 +300,24 @@ impl Client {
             other => Err(unexpected(other)),
         }
     }
+}
+
+/// A TCP connection to `addr` with `TCP_NODELAY`, within [`CONNECT_TIMEOUT`].
+async fn tcp_connect(addr: &str) -> Result<TcpStream, ClientError> {
+    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr));
+    let tcp = match connecting.await {
+        Ok(connected) => connected,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()),
+        )),
+    }
+    .map_err(|source| ClientError::Connect {
+        addr: addr.to_string(),
+        source,
+    })?;
+    tcp.set_nodelay(true).map_err(ClientError::Connection)?;
+    Ok(tcp)
 }
 
 /// The next response; an `Error` becomes a [`ClientError`].

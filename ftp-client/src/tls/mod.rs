@@ -110,12 +110,14 @@ fn host_of(addr: &str) -> &str {
 
 /// Runs the TLS handshake on `tcp` to `addr` (`HOST:PORT`, also the
 /// known_hosts key), checks the certificate as [`verify`] says, pins a new
-/// host when allowed, and returns the stream with its `tls-exporter` value.
+/// host when allowed, and returns the stream with its `tls-exporter` value;
+/// `None` when a person was asked about a new host and pinned it (the
+/// connection is dropped: see [`crate::Client::connect`]).
 pub async fn handshake(
     tcp: TcpStream,
     addr: &str,
     options: &TlsOptions,
-) -> Result<(Stream, [u8; TLS_EXPORTER_LEN]), ClientError> {
+) -> Result<Option<(Stream, [u8; TLS_EXPORTER_LEN])>, ClientError> {
     let tls_error = |message: String| ClientError::Tls {
         addr: addr.to_string(),
         message,
@@ -152,9 +154,18 @@ pub async fn handshake(
     config.alpn_protocols = vec![ALPN.to_vec()];
     let name = ServerName::try_from(host_of(addr).to_string())
         .map_err(|_| tls_error("the host name is not valid for TLS".into()))?;
-    let connected = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, ReadAhead::new(tcp))
-        .await;
+    // The handshake gets its own deadline; a question asked of a person
+    // afterwards has none.
+    let connecting =
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, ReadAhead::new(tcp));
+    let connected = tokio::time::timeout(crate::client::CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| {
+            tls_error(format!(
+                "no TLS handshake in {} s",
+                crate::client::CONNECT_TIMEOUT.as_secs()
+            ))
+        })?;
     let verdict = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
     let tls = match connected {
         Ok(tls) => tls,
@@ -166,9 +177,11 @@ pub async fn handshake(
             String::from_utf8_lossy(ALPN)
         )));
     }
+    let mut asked = false;
     let to_pin = match verdict {
         Some(Verdict::New(fingerprint)) => {
             if let NewHost::Ask(ask) = &options.new_host {
+                asked = true;
                 let (ask, host) = (ask.clone(), addr.to_string());
                 let yes = tokio::task::spawn_blocking(move || ask(&host, &fingerprint))
                     .await
@@ -195,13 +208,16 @@ pub async fn handshake(
                 path.display()
             );
         }
+        if asked {
+            return Ok(None);
+        }
     }
     let binding = tls
         .get_ref()
         .1
         .export_keying_material([0u8; TLS_EXPORTER_LEN], TLS_EXPORTER_LABEL, None)
         .map_err(|e| tls_error(format!("no channel binding: {e}")))?;
-    Ok((Either::Right(Box::new(tls)), binding))
+    Ok(Some((Either::Right(Box::new(tls)), binding)))
 }
 
 /// The error for a handshake that failed: what the verifier decided, or

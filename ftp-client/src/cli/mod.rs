@@ -3,12 +3,14 @@
 //! interactive shell (`shell`, or a bare `USER@HOST`) and batch files
 //! (`-b FILE`).
 //!
-//! Module map: [`commands`] runs the remote commands for all three;
+//! Module map: [`args`] holds the remote commands' arguments; [`commands`]
+//! runs the remote commands for all three;
 //! [`shell`] reads lines (with editing, history and completion, or from a
 //! batch file); [`output`] prints results, progress bars and JSON.
 //!
 //! Exit status: see [`EXIT_STATUS`].
 
+pub mod args;
 pub mod commands;
 pub mod glob;
 pub mod output;

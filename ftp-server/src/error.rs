@@ -58,7 +58,14 @@ impl CmdError {
             StorageError::StorageFull => ErrorCode::NO_SPACE,
             StorageError::DirectoryNotEmpty => ErrorCode::DIRECTORY_NOT_EMPTY,
             // The paths are fine as text, but the move they ask for is not.
-            StorageError::InvalidMove => ErrorCode::INVALID_PATH,
+            StorageError::InvalidMove | StorageError::MoveBeyondLimits(_) => {
+                ErrorCode::INVALID_PATH
+            }
+            // Out of descriptors: the request may work later, and says so.
+            StorageError::Busy => {
+                tracing::warn!(path = %escape(path), "out of file descriptors");
+                ErrorCode::BUSY
+            }
             StorageError::Io(source) => {
                 tracing::error!(path = %escape(path), error = %source, "storage I/O error");
                 ErrorCode::INTERNAL
@@ -89,6 +96,23 @@ impl CmdError {
             CmdError::Codec(_) => None,
             CmdError::Timeout => Some(Response::error(ErrorCode::TIMEOUT, "timed out")),
         }
+    }
+
+    /// The error code the peer is told, if any.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            CmdError::Refused { code, .. } | CmdError::Fatal { code, .. } => Some(*code),
+            CmdError::Protocol(_) => Some(ErrorCode::BAD_REQUEST),
+            CmdError::Codec(e) if e.is_protocol_violation() => Some(ErrorCode::BAD_REQUEST),
+            CmdError::Codec(_) => None,
+            CmdError::Timeout => Some(ErrorCode::TIMEOUT),
+        }
+    }
+
+    /// The reply to a refusal (every error that does not close has one).
+    pub fn response(&self) -> Response {
+        self.reply()
+            .unwrap_or_else(|| Response::error(ErrorCode::INTERNAL, "internal server error"))
     }
 
     /// Whether the connection closes after this failure.

@@ -25,6 +25,8 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod handles;
+pub mod inflight;
 pub mod limits;
 pub mod lockout;
 pub mod outbox;

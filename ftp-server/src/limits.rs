@@ -33,6 +33,9 @@ pub struct Limits {
     pub lockout: Duration,
     /// How long running transfers may go on after a shutdown request.
     pub shutdown_grace: Duration,
+    /// Files one user's sessions may hold open at once (uploads in progress
+    /// or waiting to be published, downloads); one more is refused `BUSY`.
+    pub max_open_files_per_user: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +54,7 @@ impl Default for Limits {
             lockout_failures: 10,
             lockout: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(30),
+            max_open_files_per_user: 256,
         }
     }
 }
@@ -70,6 +74,10 @@ impl Limits {
             ("transfer_timeout", self.transfer_timeout.as_millis()),
             ("max_auth_failures", self.max_auth_failures as u128),
             ("lockout_failures", self.lockout_failures as u128),
+            (
+                "max_open_files_per_user",
+                self.max_open_files_per_user as u128,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {

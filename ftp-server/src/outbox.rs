@@ -13,9 +13,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ftp_shared::text::escape;
-use std::time::Duration;
 
 use ftp_shared::{Digest, ErrorCode, Request, Response};
 use ftp_storage::{Home, StorageError, Upload};
@@ -23,11 +23,13 @@ use tokio::task::JoinHandle;
 
 use crate::connection::Connection;
 use crate::error::CmdError;
+use crate::handles::Handle;
 use crate::quota::Reservation;
 
 /// Uploads waiting at the most before the session stops reading until the
-/// running commit is done.
-const MAX_WAITING: usize = 1024;
+/// running commit is done. Each holds its temp file open: this bounds what
+/// one session holds (see [`crate::handles`] for one user's sessions).
+const MAX_WAITING: usize = 64;
 
 /// A finished upload waiting to be published.
 #[derive(Debug)]
@@ -38,6 +40,21 @@ pub struct Finished<U> {
     pub digest: Digest,
     /// Its bytes set aside under the user's quota, if there is one.
     pub reservation: Option<Reservation>,
+    /// Its temp file, counted against the user's and the server's handles.
+    pub handle: Handle,
+    /// When the `Put` arrived.
+    pub started: Instant,
+}
+
+/// What a slot being committed keeps until its result is known.
+#[derive(Debug)]
+struct Committing {
+    path: String,
+    size: u64,
+    digest: Digest,
+    reservation: Option<Reservation>,
+    _handle: Handle,
+    started: Instant,
 }
 
 #[derive(Debug)]
@@ -47,15 +64,10 @@ enum Slot<U> {
     /// An upload not yet handed to a commit.
     Waiting(Finished<U>),
     /// An upload being committed by the running commit.
-    Committing {
-        path: String,
-        size: u64,
-        digest: Digest,
-        reservation: Option<Reservation>,
-    },
+    Committing(Committing),
 }
 
-type Commit = JoinHandle<Vec<Result<(), StorageError>>>;
+type Commit = JoinHandle<Vec<Result<u64, StorageError>>>;
 
 /// The replies of a session that have not been sent yet.
 #[derive(Debug)]
@@ -63,14 +75,18 @@ pub struct Outbox<U> {
     slots: VecDeque<Slot<U>>,
     waiting: usize,
     running: Option<Commit>,
+    /// Whose uploads these are (for the log).
+    user: String,
 }
 
-impl<U> Default for Outbox<U> {
-    fn default() -> Self {
+impl<U> Outbox<U> {
+    /// The outbox of a session of `user`.
+    pub fn new(user: &str) -> Self {
         Outbox {
             slots: VecDeque::new(),
             waiting: 0,
             running: None,
+            user: user.to_owned(),
         }
     }
 }
@@ -113,17 +129,19 @@ impl<U: Upload> Outbox<U> {
         }
         let mut uploads = Vec::with_capacity(self.waiting);
         for slot in self.slots.iter_mut() {
-            if let Slot::Waiting(_) = slot {
-                let Slot::Waiting(f) = std::mem::replace(slot, Slot::Reply(Response::Ok)) else {
-                    unreachable!()
-                };
+            if !matches!(slot, Slot::Waiting(_)) {
+                continue;
+            }
+            if let Slot::Waiting(f) = std::mem::replace(slot, Slot::Reply(Response::Ok)) {
                 uploads.push(f.upload);
-                *slot = Slot::Committing {
+                *slot = Slot::Committing(Committing {
                     path: f.path,
                     size: f.size,
                     digest: f.digest,
                     reservation: f.reservation,
-                };
+                    _handle: f.handle,
+                    started: f.started,
+                });
             }
         }
         self.waiting = 0;
@@ -135,7 +153,7 @@ impl<U: Upload> Outbox<U> {
 
     /// Waits for the running commit (forever when there is none: use in a
     /// `select!` beside other work). Cancel-safe.
-    pub async fn committed(&mut self) -> Vec<Result<(), StorageError>> {
+    pub async fn committed(&mut self) -> Vec<Result<u64, StorageError>> {
         match &mut self.running {
             Some(commit) => {
                 let results = commit.await;
@@ -150,31 +168,34 @@ impl<U: Upload> Outbox<U> {
     }
 
     /// Turns the results of a finished commit into replies.
-    pub fn settle(&mut self, results: Vec<Result<(), StorageError>>) {
+    pub fn settle(&mut self, results: Vec<Result<u64, StorageError>>) {
         let mut results = results.into_iter();
         for slot in self.slots.iter_mut() {
-            if let Slot::Committing {
-                path,
-                size,
-                digest,
-                reservation,
-            } = slot
-            {
-                let response = match results.next() {
-                    Some(Ok(())) => {
-                        if let Some(r) = reservation.take() {
-                            r.commit();
-                        }
-                        tracing::info!(path = %escape(path), bytes = *size, %digest, "stored");
-                        Response::Ok
+            let Slot::Committing(c) = slot else { continue };
+            let response = match results.next() {
+                Some(Ok(freed)) => {
+                    if let Some(r) = c.reservation.take() {
+                        r.commit(freed);
                     }
-                    Some(Err(e)) => CmdError::storage(e, path)
-                        .reply()
-                        .expect("storage errors have a reply"),
-                    None => Response::error(ErrorCode::INTERNAL, "internal server error"),
-                };
-                *slot = Slot::Reply(response);
-            }
+                    let secs = c.started.elapsed().as_secs_f64();
+                    tracing::info!(
+                        user = %self.user,
+                        path = %escape(&c.path),
+                        bytes = c.size,
+                        digest = %c.digest,
+                        secs = format_args!("{secs:.3}"),
+                        mib_per_sec = format_args!("{:.1}", rate(c.size, secs)),
+                        "stored"
+                    );
+                    Response::Ok
+                }
+                Some(Err(e)) => {
+                    tracing::info!(user = %self.user, path = %escape(&c.path), error = %e, "upload not published");
+                    CmdError::storage(e, &c.path).response()
+                }
+                None => Response::error(ErrorCode::INTERNAL, "internal server error"),
+            };
+            *slot = Slot::Reply(response);
         }
     }
 
@@ -182,11 +203,10 @@ impl<U: Upload> Outbox<U> {
     pub async fn send_ready(&mut self, conn: &mut Connection) -> Result<(), CmdError> {
         let mut sent = false;
         while let Some(Slot::Reply(_)) = self.slots.front() {
-            let Some(Slot::Reply(response)) = self.slots.pop_front() else {
-                unreachable!()
-            };
-            conn.feed(response).await?;
-            sent = true;
+            if let Some(Slot::Reply(response)) = self.slots.pop_front() {
+                conn.feed(response).await?;
+                sent = true;
+            }
         }
         if sent {
             conn.send_flush().await?;
@@ -233,4 +253,9 @@ impl<U: Upload> Outbox<U> {
             self.settle(results);
         }
     }
+}
+
+/// MiB per second of `bytes` in `secs`.
+pub fn rate(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / secs.max(1e-6)
 }

@@ -93,16 +93,19 @@ async fn run<S: Storage>(
     drop(unauthenticated);
     conn.logged_in();
 
-    let quota = UserQuota {
-        book: shared.quotas.clone(),
-        user: user.clone(),
-        quota: shared.limits.quota_bytes,
-    };
     let opener = shared.clone();
-    let home = cmd::blocking(move || opener.storage.home(&user)).await?;
+    let name = user.clone();
+    let home = cmd::blocking(move || opener.storage.home(&name)).await?;
     let home = Arc::new(home.map_err(|e| CmdError::storage(e, "~"))?);
+    let quota = UserQuota::open(
+        shared.quotas.clone(),
+        user.clone(),
+        shared.limits.quota_bytes,
+        &home,
+    )
+    .await?;
 
-    let mut outbox = Outbox::default();
+    let mut outbox = Outbox::new(&user);
     loop {
         // Uploads that finished start being published together while the
         // next requests are read; replies go out as soon as they may.
@@ -160,13 +163,20 @@ async fn run<S: Storage>(
                 path,
                 offset,
                 algorithm,
-            } => cmd::get::run(conn, &home, &path, offset, algorithm).await,
+            } => {
+                let req = cmd::get::GetRequest {
+                    path,
+                    offset,
+                    algorithm,
+                };
+                cmd::get::run(conn, &home, &shared.limits, &quota, req).await
+            }
             Request::Mkdir { path, parents } => cmd::mkdir::run(conn, &home, &path, parents).await,
             Request::Partial {
                 path,
                 size,
                 algorithm,
-            } => cmd::partial::run(conn, &home, &path, size, algorithm).await,
+            } => cmd::partial::run(conn, &home, &quota, &path, size, algorithm).await,
             Request::List { path } => cmd::list::run(conn, &home, &path).await,
             Request::Stat { path } => cmd::stat::run(conn, &home, &path).await,
             Request::Remove { path } => cmd::remove::run(conn, &home, &quota, &path).await,
@@ -188,9 +198,7 @@ async fn run<S: Storage>(
                 outbox.flush(conn, &home).await?;
                 return Err(e);
             }
-            outbox
-                .reply(conn, e.reply().expect("a refusal has a reply"))
-                .await?;
+            outbox.reply(conn, e.response()).await?;
         }
     }
 }

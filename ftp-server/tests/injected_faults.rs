@@ -106,7 +106,7 @@ impl Home for FaultyHome {
         self.inner.stat(path)
     }
 
-    fn remove(&self, path: &VPath) -> Result<(), StorageError> {
+    fn remove(&self, path: &VPath) -> Result<u64, StorageError> {
         self.inner.remove(path)
     }
 
@@ -114,7 +114,7 @@ impl Home for FaultyHome {
         self.inner.rmdir(path)
     }
 
-    fn rename(&self, from: &VPath, to: &VPath) -> Result<(), StorageError> {
+    fn rename(&self, from: &VPath, to: &VPath) -> Result<u64, StorageError> {
         self.inner.rename(from, to)
     }
 
@@ -145,14 +145,14 @@ impl Write for FaultyUpload {
 }
 
 impl Upload for FaultyUpload {
-    fn commit(self) -> Result<(), StorageError> {
+    fn commit(self) -> Result<u64, StorageError> {
         if self.plan.full_at_commit.load(Ordering::SeqCst) {
             self.inner.abort();
             return Err(enospc().into());
         }
         self.inner.commit()
     }
-    fn suspend(self) {
+    fn suspend(self) -> ftp_storage::Suspended {
         self.inner.suspend()
     }
     fn abort(self) {

@@ -81,6 +81,14 @@ pub enum StorageError {
     /// A rename would move a directory inside itself.
     #[error("cannot move a directory inside itself")]
     InvalidMove,
+    /// A rename would put what a directory holds beyond the path limits
+    /// (too deep or too long), or the directory is too large to check.
+    #[error("{0}")]
+    MoveBeyondLimits(&'static str),
+    /// The server has no file handle to spare for this now (its own or the
+    /// process's limit); the request may succeed later.
+    #[error("the server is busy, try again later")]
+    Busy,
     /// Any other I/O failure; the cause is kept for logs, never displayed.
     #[error("storage error")]
     Io(#[source] io::Error),
@@ -101,6 +109,7 @@ impl From<io::Error> for StorageError {
             }
             Some(libc::ENOSPC | libc::EDQUOT) => Some(StorageError::StorageFull),
             Some(libc::ENOTEMPTY) => Some(StorageError::DirectoryNotEmpty),
+            Some(libc::EMFILE | libc::ENFILE) => Some(StorageError::Busy),
             Some(_) => None,
             // No errno: cap-std's own errors, e.g. its escape error, which is
             // `ErrorKind::PermissionDenied` with a message of its own.
@@ -153,11 +162,13 @@ pub trait Home: Send + Sync + 'static {
     /// Opens a regular file for reading; returns it with its size (from fstat
     /// of the opened handle).
     fn open_read(&self, path: &VPath) -> Result<(Self::Reader, u64), StorageError>;
-    /// Starts an upload of `size` bytes that will be published under `path`
-    /// (what an interrupted upload of the same path and size kept is dropped).
+    /// Starts an upload of `size` bytes that will be published under `path`.
+    /// What an interrupted upload of the same path and size kept stays until
+    /// this one is published or kept in its place ([`Upload::suspend`]).
     /// Fails early when the parent directory is missing (`NotFound`) or
     /// `path` names a directory (`IsADirectory`) or something that is not a
-    /// regular file.
+    /// regular file, or a regular file with other hard links (which `open_read`
+    /// refuses too).
     fn create_upload(&self, path: &VPath, size: u64) -> Result<Self::Upload, StorageError>;
     /// The bytes kept from an interrupted upload of `size` bytes to `path`
     /// (see [`Upload::suspend`]) within the last 24 hours: a reader of them
@@ -186,8 +197,9 @@ pub trait Home: Send + Sync + 'static {
     /// component of the path.
     fn stat(&self, path: Option<&VPath>) -> Result<Entry, StorageError>;
     /// Deletes a file, a symlink (never what it points to) or another
-    /// non-directory; a directory is `IsADirectory`.
-    fn remove(&self, path: &VPath) -> Result<(), StorageError>;
+    /// non-directory; a directory is `IsADirectory`. Returns the bytes freed
+    /// (the size of a regular file, else 0).
+    fn remove(&self, path: &VPath) -> Result<u64, StorageError>;
     /// Deletes an empty directory: `DirectoryNotEmpty` if it holds anything,
     /// `NotADirectory` for anything else (a symlink to a directory too: it
     /// is not followed).
@@ -198,26 +210,44 @@ pub trait Home: Send + Sync + 'static {
     /// (`DirectoryNotEmpty`). A directory into itself is `InvalidMove`; a
     /// file over a directory `IsADirectory`, a directory over a file
     /// `NotADirectory`. Renaming an existing name to itself does nothing.
-    fn rename(&self, from: &VPath, to: &VPath) -> Result<(), StorageError>;
-    /// The bytes held by the regular files of the home (symlinks are not
-    /// followed), for quotas.
+    /// No rename puts a path beyond the limits of [`VPath`]: moving a
+    /// directory deeper or to a longer name checks what it holds
+    /// (`MoveBeyondLimits`). Returns the bytes freed (a replaced regular file).
+    fn rename(&self, from: &VPath, to: &VPath) -> Result<u64, StorageError>;
+    /// The bytes the user makes the server keep, for quotas: the regular files
+    /// of the home (symlinks are not followed) and the kept bytes of
+    /// interrupted uploads. Walks the home without recursion and with a
+    /// bounded number of open directories.
     fn usage(&self) -> Result<u64, StorageError>;
     /// Publishes several finished uploads together, sharing the cost of
-    /// flushing them to disk. Each gets its own result, in order.
-    fn commit_all(&self, uploads: Vec<Self::Upload>) -> Vec<Result<(), StorageError>> {
+    /// flushing them to disk. Each gets its own result, in order: the bytes
+    /// its publication freed (see [`Upload::commit`]).
+    fn commit_all(&self, uploads: Vec<Self::Upload>) -> Vec<Result<u64, StorageError>> {
         uploads.into_iter().map(Upload::commit).collect()
     }
+}
+
+/// What [`Upload::suspend`] did to the bytes kept for resumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Suspended {
+    /// The bytes now kept (0 when nothing could be kept).
+    pub kept: u64,
+    /// The bytes an earlier interrupted upload kept, replaced by these.
+    pub freed: u64,
 }
 
 /// An upload in progress: bytes go to a hidden temp file; nothing is visible
 /// under the final name until [`Upload::commit`].
 pub trait Upload: io::Write + Send + 'static {
     /// fsync the temp file, rename it over the final name, fsync the
-    /// destination directory.
-    fn commit(self) -> Result<(), StorageError>;
+    /// destination directory. Returns the bytes freed: the file it replaced
+    /// and the kept bytes of an interrupted upload of the same path and size,
+    /// which it supersedes.
+    fn commit(self) -> Result<u64, StorageError>;
     /// Keeps what was written so far, so that a later upload of the same path
-    /// and size can continue it ([`Home::resume_upload`]).
-    fn suspend(self);
+    /// and size can continue it ([`Home::resume_upload`]); it replaces what
+    /// an earlier interrupted upload of them kept.
+    fn suspend(self) -> Suspended;
     /// Removes the temp file. Dropping an uncommitted upload does the same.
     fn abort(self);
 }

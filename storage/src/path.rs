@@ -10,8 +10,10 @@
 
 use std::fmt;
 
-/// Longest accepted path, in bytes (Linux `PATH_MAX`).
-pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest accepted path, in bytes: Linux `PATH_MAX` (4096) counts the
+/// terminating NUL, so 4095 is the longest path the kernel opens in one call.
+/// Every operation handles every path up to this length.
+pub const MAX_PATH_BYTES: usize = 4095;
 /// Longest accepted component, in bytes (Linux `NAME_MAX`).
 pub const MAX_COMPONENT_BYTES: usize = 255;
 /// Largest accepted number of components.

@@ -41,7 +41,7 @@ fn read_all<H: Home>(home: &H, path: &str) -> Result<Vec<u8>, StorageError> {
 fn upload<H: Home>(home: &H, path: &str, data: &[u8]) -> Result<(), StorageError> {
     let mut up = home.create_upload(&vp(path), 0)?;
     up.write_all(data).unwrap();
-    up.commit()
+    up.commit().map(|_| ())
 }
 
 fn incoming_entries(tmp: &Path) -> Vec<String> {

@@ -159,21 +159,21 @@ fn perform(fx: &Fixture, op: Op, path: &VPath, i: usize) -> Result<Option<Vec<u8
             assert_resolves_inside(&alice, path, path.as_str());
             Ok(None)
         }
-        Op::Remove => home.remove(path).map(|()| None),
+        Op::Remove => home.remove(path).map(|_| None),
         Op::Rmdir => home.rmdir(path).map(|()| None),
         Op::RenameFrom => home
             .rename(path, &VPath::parse(&format!("renamed-{i}")).unwrap())
-            .map(|()| None),
+            .map(|_| None),
         Op::RenameTo => {
             let victim = format!("victim-{i}.txt");
             std::fs::write(alice.join(&victim), b"PWNED").unwrap();
             home.rename(&VPath::parse(&victim).unwrap(), path)
-                .map(|()| None)
+                .map(|_| None)
         }
         Op::Upload => {
             let mut up = home.create_upload(path, 0)?;
             up.write_all(b"PWNED").map_err(StorageError::from)?;
-            up.commit().map(|()| None)
+            up.commit().map(|_| None)
         }
         Op::Read => {
             let (mut reader, _) = home.open_read(path)?;

@@ -11,6 +11,7 @@
 
 use std::io::Read;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
@@ -19,11 +20,22 @@ use ftp_shared::{Digest, ErrorCode, Response};
 use ftp_storage::{Home, StorageError};
 use tokio::sync::mpsc;
 
+use crate::Limits;
 use crate::cmd::{blocking, parse_path};
 use crate::connection::Connection;
 use crate::error::CmdError;
+use crate::outbox::rate;
+use crate::quota::UserQuota;
 
 const QUEUE: usize = 4;
+
+/// What the client asked for.
+#[derive(Debug)]
+pub struct GetRequest {
+    pub path: String,
+    pub offset: u64,
+    pub algorithm: DigestAlgorithm,
+}
 
 enum Piece {
     Chunk(Bytes),
@@ -34,11 +46,15 @@ enum Piece {
 pub async fn run<H: Home>(
     conn: &mut Connection,
     home: &Arc<H>,
-    path: &str,
-    offset: u64,
-    algorithm: DigestAlgorithm,
+    limits: &Limits,
+    quota: &UserQuota,
+    req: GetRequest,
 ) -> Result<(), CmdError> {
+    let started = Instant::now();
+    let (path, offset, algorithm) = (req.path.as_str(), req.offset, req.algorithm);
     let vpath = parse_path(path)?;
+    // Held while the file is open.
+    let _handle = quota.handles().acquire(&quota.user, limits)?;
     let opener = home.clone();
     let (file, size) = blocking(move || opener.open_read(&vpath))
         .await?
@@ -57,15 +73,24 @@ pub async fn run<H: Home>(
         match piece {
             Piece::Chunk(bytes) => conn.send_data(bytes).await?,
             Piece::End(digest) => {
-                tracing::info!(path = %escape(path), bytes = size, offset, %digest, "sent");
                 conn.send(Response::FileEnd { digest }).await?;
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    user = %quota.user,
+                    path = %escape(path),
+                    bytes = size - offset,
+                    offset,
+                    %digest,
+                    secs = format_args!("{secs:.3}"),
+                    mib_per_sec = format_args!("{:.1}", rate(size - offset, secs)),
+                    "sent"
+                );
             }
             // The announced size can no longer be kept: the error ends the
             // download and the session goes on.
             Piece::Failed(e) => {
-                let reply = CmdError::storage(e, path).reply();
-                conn.send(reply.expect("storage errors have a reply"))
-                    .await?;
+                tracing::info!(user = %quota.user, path = %escape(path), error = %e, "download failed");
+                conn.send(CmdError::storage(e, path).response()).await?;
             }
         }
     }

@@ -21,12 +21,11 @@ pub async fn run<H: Home>(
     let vpath = parse_path(path)?;
     let home = home.clone();
     let target = vpath.clone();
-    blocking(move || home.remove(&target))
+    let freed = blocking(move || home.remove(&target))
         .await?
         .map_err(|e| CmdError::storage(e, path))?;
-    // The home holds fewer bytes: measured again at the next upload.
-    quota.forget_used();
-    tracing::info!(path = %escape(vpath.as_str()), "removed");
+    quota.freed(freed);
+    tracing::info!(user = %quota.user, path = %escape(vpath.as_str()), freed, "removed");
     conn.send(Response::Ok).await?;
     Ok(())
 }

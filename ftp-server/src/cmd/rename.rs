@@ -25,12 +25,13 @@ pub async fn run<H: Home>(
     let dest = parse_path(to)?;
     let home = home.clone();
     let (s, d) = (source.clone(), dest.clone());
-    blocking(move || home.rename(&s, &d))
+    let freed = blocking(move || home.rename(&s, &d))
         .await?
         .map_err(|e| CmdError::storage(e, &format!("{from} -> {to}")))?;
-    // A replaced file no longer counts: measured again at the next upload.
-    quota.forget_used();
+    // A replaced file no longer counts.
+    quota.freed(freed);
     tracing::info!(
+        user = %quota.user,
         from = %escape(source.as_str()),
         to = %escape(dest.as_str()),
         "renamed"

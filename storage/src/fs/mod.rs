@@ -12,8 +12,13 @@
 //! `..`, absolute symlinks and symlinks to other homes fail there, so there is
 //! no check-then-use race to win with a symlink swapped in at the right moment.
 
+mod commit;
+mod lock;
+mod namespace;
+mod tree;
 mod upload;
 
+use lock::Namespace;
 pub use upload::FsUpload;
 use upload::Parts;
 
@@ -197,30 +202,9 @@ fn entries_of(dir: &Dir) -> Result<Vec<Entry>, StorageError> {
 }
 
 impl FsHome {
-    /// `mkdir -p`, one component at a time, so that an existing directory
-    /// (or an in-home symlink to one) is fine and anything else is reported.
-    fn mkdir_parents(&self, path: &VPath) -> Result<(), StorageError> {
-        let mut prefix = PathBuf::new();
-        let count = path.components().count();
-        for (i, component) in path.components().enumerate() {
-            prefix.push(component);
-            match self.home.create_dir(&prefix) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    // Follows symlinks, beneath the home only.
-                    let meta = self.home.metadata(&prefix)?;
-                    if !meta.is_dir() {
-                        return Err(if i + 1 == count {
-                            StorageError::AlreadyExists
-                        } else {
-                            StorageError::NotADirectory
-                        });
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+    /// The lock over this user's namespace (see [`lock`]).
+    fn namespace(&self) -> Namespace {
+        Namespace::of(&self.user)
     }
 
     /// Where an upload to `path` will be published, relative to the home. An
@@ -239,11 +223,17 @@ impl FsHome {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(parent.join(name)),
             Err(e) => return Err(e.into()),
         };
+        use cap_std::fs::MetadataExt as _;
         let file_type = meta.file_type();
         if file_type.is_dir() {
             return Err(StorageError::IsADirectory);
         }
+        // A hard-linked file may share its inode with a file outside the
+        // home: never replaced, as it is never served (`open_read`).
         if file_type.is_file() {
+            if meta.nlink() > 1 {
+                return Err(StorageError::NotARegularFile);
+            }
             return Ok(parent.join(name));
         }
         if !file_type.is_symlink() {
@@ -254,7 +244,7 @@ impl FsHome {
         if target.is_dir() {
             return Err(StorageError::IsADirectory);
         }
-        if !target.is_file() {
+        if !target.is_file() || target.nlink() > 1 {
             return Err(StorageError::NotARegularFile);
         }
         Ok(self.home.canonicalize(path.as_str())?)
@@ -290,6 +280,7 @@ impl FsHome {
             file,
             incoming: Arc::clone(&self.incoming),
             home: Arc::clone(&self.home),
+            namespace: self.namespace(),
             tmp_name,
             partial_name,
             dest,
@@ -324,11 +315,7 @@ impl Home for FsHome {
     type Upload = FsUpload;
 
     fn mkdir(&self, path: &VPath, parents: bool) -> Result<(), StorageError> {
-        if parents {
-            self.mkdir_parents(path)
-        } else {
-            Ok(self.home.create_dir(path.as_str())?)
-        }
+        self.make_dir(path, parents)
     }
 
     fn open_read(&self, path: &VPath) -> Result<(FsReader, u64), StorageError> {
@@ -361,13 +348,9 @@ impl Home for FsHome {
     fn create_upload(&self, path: &VPath, size: u64) -> Result<FsUpload, StorageError> {
         let dest = self.upload_target(path)?;
         let (tmp_name, file) = self.create_temp()?;
-        // A fresh upload of the same file supersedes what an interrupted one kept.
+        // What an interrupted upload of the same file kept stays until this
+        // one is published (or kept in its place): this one may fail too.
         let partial_name = self.partial_name(path, size);
-        if let Err(e) = self.incoming.remove_file(&partial_name)
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            tracing::debug!(error = %e, "could not remove superseded kept bytes");
-        }
         tracing::debug!(user = %self.user, path = %path, tmp = %tmp_name, "upload started");
         Ok(self.upload(file, tmp_name, partial_name, dest, 0))
     }
@@ -386,8 +369,8 @@ impl Home for FsHome {
                     .and_then(|t| SystemTime::now().duration_since(t).ok())
                     .unwrap_or_default();
                 if age >= PARTIAL_MAX_AGE {
-                    // Too old to be offered: gone, as a restart would sweep it.
-                    let _ = self.incoming.remove_file(self.partial_name(path, size));
+                    // Too old to be offered; a restart sweeps it, a new
+                    // upload of the file replaces it.
                     return Ok(None);
                 }
                 Ok(Some((file, meta.len())))
@@ -408,6 +391,8 @@ impl Home for FsHome {
         // that two sessions can never continue the same upload.
         let (tmp_name, placeholder) = self.create_temp()?;
         drop(placeholder);
+        let ns = self.namespace();
+        let held = ns.hold();
         if let Err(e) = self
             .incoming
             .rename(&partial_name, &self.incoming, &tmp_name)
@@ -431,6 +416,7 @@ impl Home for FsHome {
                 return Err(e.into());
             }
         };
+        drop(held);
         let written = file.metadata()?.len();
         tracing::debug!(user = %self.user, path = %path, bytes = written, "upload resumed");
         let upload = self.upload(file, tmp_name, partial_name, dest, written);
@@ -468,126 +454,23 @@ impl Home for FsHome {
         }
     }
 
-    fn remove(&self, path: &VPath) -> Result<(), StorageError> {
-        // unlinkat(2) of the last component: a symlink goes, not its target.
-        match self.home.remove_file(path.as_str()) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Linux says EISDIR, POSIX allows EPERM: ask what it is.
-                if matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EPERM))
-                    && self
-                        .home
-                        .symlink_metadata(path.as_str())
-                        .is_ok_and(|m| m.is_dir())
-                {
-                    return Err(StorageError::IsADirectory);
-                }
-                Err(e.into())
-            }
-        }
+    fn remove(&self, path: &VPath) -> Result<u64, StorageError> {
+        self.remove_entry(path)
     }
 
     fn rmdir(&self, path: &VPath) -> Result<(), StorageError> {
-        // unlinkat(2) with AT_REMOVEDIR: a symlink is ENOTDIR, not followed.
-        match self.home.remove_dir(path.as_str()) {
-            Ok(()) => Ok(()),
-            // POSIX allows either for a directory that is not empty.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
-                Err(StorageError::DirectoryNotEmpty)
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.remove_dir(path)
     }
 
-    fn rename(&self, from: &VPath, to: &VPath) -> Result<(), StorageError> {
-        // renameat(2) between the two parents, each opened beneath the home.
-        match self.home.rename(from.as_str(), &self.home, to.as_str()) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(match e.raw_os_error() {
-                // A directory in the way that is not empty.
-                Some(libc::ENOTEMPTY | libc::EEXIST) => StorageError::DirectoryNotEmpty,
-                // `to` lies inside `from`.
-                Some(libc::EINVAL) => StorageError::InvalidMove,
-                _ => e.into(),
-            }),
-        }
+    fn rename(&self, from: &VPath, to: &VPath) -> Result<u64, StorageError> {
+        self.rename_entry(from, to)
     }
 
     fn usage(&self) -> Result<u64, StorageError> {
-        fn walk(dir: &Dir) -> io::Result<u64> {
-            let mut total = 0;
-            for entry in dir.entries()? {
-                let entry = entry?;
-                let kind = entry.file_type()?;
-                if kind.is_dir() {
-                    total += walk(&entry.open_dir()?)?;
-                } else if kind.is_file() {
-                    total += entry.metadata()?.len();
-                }
-            }
-            Ok(total)
-        }
-        Ok(walk(&self.home)?)
+        self.measure()
     }
 
-    fn commit_all(&self, uploads: Vec<FsUpload>) -> Vec<Result<(), StorageError>> {
-        commit_together(uploads)
+    fn commit_all(&self, uploads: Vec<FsUpload>) -> Vec<Result<u64, StorageError>> {
+        commit::commit_together(uploads, &self.namespace())
     }
-}
-
-/// Group commit: every upload's data flushed in parallel (the journal
-/// merges concurrent flushes into few disk commits), then every rename, then
-/// one fsync per destination directory.
-fn commit_together(mut uploads: Vec<FsUpload>) -> Vec<Result<(), StorageError>> {
-    const FLUSHERS: usize = 32;
-    let per_thread = uploads.len().div_ceil(FLUSHERS).max(1);
-    // Threads only pay off when there are several flushes to wait for.
-    let parallel = uploads.len() > 1 && uploads.iter().any(FsUpload::durable);
-    let mut results: Vec<Result<(), StorageError>> = if !parallel {
-        uploads.iter_mut().map(FsUpload::flush_data).collect()
-    } else {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = uploads
-                .chunks_mut(per_thread)
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .iter_mut()
-                            .map(FsUpload::flush_data)
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a flush thread panicked"))
-                .collect()
-        })
-    };
-    let mut dirs: Vec<(PathBuf, Dir)> = Vec::new();
-    for (upload, result) in uploads.iter_mut().zip(results.iter_mut()) {
-        if result.is_err() {
-            continue;
-        }
-        match upload.rename_into_place() {
-            Ok((dir, rel)) => {
-                if upload.durable() && !dirs.iter().any(|(r, _)| *r == rel) {
-                    dirs.push((rel, dir));
-                }
-            }
-            Err(e) => *result = Err(e),
-        }
-    }
-    for (rel, dir) in &dirs {
-        if let Err(e) = upload::sync_dir(dir) {
-            tracing::warn!(error = ?e, "directory fsync failed after a group commit");
-            // Every upload published into this directory is not known to be durable.
-            for (upload, result) in uploads.iter().zip(results.iter_mut()) {
-                if result.is_ok() && upload.dest_parent() == rel.as_path() {
-                    *result = Err(StorageError::Io(io::Error::other("directory fsync failed")));
-                }
-            }
-        }
-    }
-    results
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use cap_std::fs::{Dir, OpenOptions};
 
+use super::lock::Namespace;
 use super::open_dir_beneath;
-use crate::{StorageError, Upload};
+use crate::{StorageError, Suspended, Upload};
 
 /// How many written bytes trigger early write-back, so that the fsync at the
 /// end finds little left to do.
@@ -23,6 +24,7 @@ pub struct FsUpload {
     file: std::fs::File,
     incoming: Arc<Dir>,
     home: Arc<Dir>,
+    namespace: Namespace,
     tmp_name: String,
     /// The name it is kept under when suspended.
     partial_name: String,
@@ -43,6 +45,7 @@ pub(super) struct Parts {
     pub file: std::fs::File,
     pub incoming: Arc<Dir>,
     pub home: Arc<Dir>,
+    pub namespace: Namespace,
     pub tmp_name: String,
     pub partial_name: String,
     pub dest: PathBuf,
@@ -56,6 +59,7 @@ impl FsUpload {
             file: p.file,
             incoming: p.incoming,
             home: p.home,
+            namespace: p.namespace,
             tmp_name: p.tmp_name,
             partial_name: p.partial_name,
             dest: p.dest,
@@ -77,9 +81,11 @@ impl FsUpload {
         Ok(())
     }
 
-    /// Step two: the rename into the home. Returns the destination directory,
-    /// which the caller fsyncs (once for all the uploads that share it).
-    pub(super) fn rename_into_place(&mut self) -> Result<(Dir, PathBuf), StorageError> {
+    /// Step two: the rename into the home, with the user's namespace lock
+    /// held by the caller. Returns the destination directory, which the
+    /// caller fsyncs (once for all the uploads that share it), and the bytes
+    /// freed: the file replaced and the kept bytes this upload supersedes.
+    pub(super) fn rename_into_place(&mut self) -> Result<(Dir, PathBuf, u64), StorageError> {
         let result = (|| {
             let name = self.dest.file_name().ok_or(StorageError::NotFound)?;
             let parent = self.dest.parent().unwrap_or(Path::new("")).to_path_buf();
@@ -87,17 +93,35 @@ impl FsUpload {
             // replaced by a symlink leading outside, this fails instead of
             // following it.
             let parent_dir = open_dir_beneath(&self.home, &parent)?;
+            let replaced = regular_file_bytes(&parent_dir, name);
             self.incoming.rename(&self.tmp_name, &parent_dir, name)?;
-            Ok((parent_dir, parent))
+            Ok((parent_dir, parent, replaced))
         })();
-        match &result {
-            Ok(_) => self.pending = false,
+        match result {
+            Ok((dir, parent, replaced)) => {
+                self.pending = false;
+                Ok((dir, parent, replaced + self.remove_superseded()))
+            }
             Err(e) => {
                 tracing::debug!(tmp = %self.tmp_name, error = ?e, "upload commit failed");
                 self.remove_temp();
+                Err(e)
             }
         }
-        result
+    }
+
+    /// Removes what an interrupted upload of the same file kept: this one
+    /// replaces it. Returns its bytes.
+    fn remove_superseded(&self) -> u64 {
+        let kept = regular_file_bytes(&self.incoming, &self.partial_name);
+        match self.incoming.remove_file(&self.partial_name) {
+            Ok(()) => kept,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remove superseded kept bytes");
+                0
+            }
+        }
     }
 
     pub(super) fn durable(&self) -> bool {
@@ -129,6 +153,15 @@ impl FsUpload {
         }
         self.written_back = self.written;
     }
+}
+
+/// The size of the regular file `name` in `dir` (not followed), 0 for
+/// anything else or nothing.
+fn regular_file_bytes(dir: &Dir, name: impl AsRef<Path>) -> u64 {
+    dir.symlink_metadata(name)
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(0, |m| m.len())
 }
 
 /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start writing the dirty pages of
@@ -177,23 +210,29 @@ impl Write for FsUpload {
 }
 
 impl Upload for FsUpload {
-    fn commit(mut self) -> Result<(), StorageError> {
+    fn commit(mut self) -> Result<u64, StorageError> {
         if let Err(e) = self.flush_data() {
             self.remove_temp();
             return Err(e);
         }
-        let (dir, _) = self.rename_into_place()?;
+        let namespace = self.namespace.clone();
+        let held = namespace.hold();
+        let (dir, _, freed) = self.rename_into_place()?;
+        drop(held);
         if self.durable {
             sync_dir(&dir)?;
         }
         tracing::debug!(tmp = %self.tmp_name, "upload committed");
-        Ok(())
+        Ok(freed)
     }
 
-    fn suspend(mut self) {
+    fn suspend(mut self) -> Suspended {
         if !self.pending {
-            return;
+            return Suspended::default();
         }
+        let namespace = self.namespace.clone();
+        let _held = namespace.hold();
+        let freed = regular_file_bytes(&self.incoming, &self.partial_name);
         match self
             .incoming
             .rename(&self.tmp_name, &self.incoming, &self.partial_name)
@@ -201,8 +240,15 @@ impl Upload for FsUpload {
             Ok(()) => {
                 self.pending = false;
                 tracing::debug!(partial = %self.partial_name, bytes = self.written, "upload kept for resume");
+                Suspended {
+                    kept: self.written,
+                    freed,
+                }
             }
-            Err(e) => tracing::debug!(error = %e, "could not keep the upload for resume"),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not keep the upload for resume");
+                Suspended::default()
+            }
         }
     }
 

@@ -27,6 +27,7 @@ pub mod connection;
 pub mod error;
 pub mod limits;
 pub mod lockout;
+pub mod log_limit;
 pub mod outbox;
 pub mod private_file;
 pub mod quota;
@@ -35,6 +36,7 @@ pub mod session;
 pub mod tls;
 pub mod transport;
 pub mod users;
+pub mod users_reload;
 
 pub use limits::Limits;
 pub use server::{Shared, run};

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use ftp_shared::text::escape;
+use ftp_shared::text::log_text;
 use std::time::Duration;
 
 use ftp_shared::{Digest, ErrorCode, Request, Response};
@@ -165,7 +165,7 @@ impl<U: Upload> Outbox<U> {
                         if let Some(r) = reservation.take() {
                             r.commit();
                         }
-                        tracing::info!(path = %escape(path), bytes = *size, %digest, "stored");
+                        tracing::info!(path = %log_text(path), bytes = *size, %digest, "stored");
                         Response::Ok
                     }
                     Some(Err(e)) => CmdError::storage(e, path)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
-use ftp_shared::text::escape;
+use ftp_shared::text::{escape, log_text};
 use ftp_shared::{Digest, ErrorCode, Response};
 use ftp_storage::{Home, StorageError};
 use tokio::sync::mpsc;
@@ -57,7 +57,7 @@ pub async fn run<H: Home>(
         match piece {
             Piece::Chunk(bytes) => conn.send_data(bytes).await?,
             Piece::End(digest) => {
-                tracing::info!(path = %escape(path), bytes = size, offset, %digest, "sent");
+                tracing::info!(path = %log_text(path), bytes = size, offset, %digest, "sent");
                 conn.send(Response::FileEnd { digest }).await?;
             }
             // The announced size can no longer be kept: the error ends the

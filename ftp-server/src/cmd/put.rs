@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ftp_shared::message::{DigestAlgorithm, Hasher};
-use ftp_shared::text::escape;
+use ftp_shared::text::{escape, log_text};
 use ftp_shared::{Digest, ErrorCode, Request};
 use ftp_storage::{Home, StorageError, Upload, VPath};
 use tokio::sync::mpsc;
@@ -200,7 +200,7 @@ pub async fn run<H: Home>(
             let refusal = if received != req.size {
                 Some(size_mismatch(received, &req))
             } else if claimed != digest {
-                tracing::warn!(path = %escape(path), "digest mismatch: upload discarded");
+                tracing::warn!(path = %log_text(path), "digest mismatch: upload discarded");
                 Some(CmdError::refused(
                     ErrorCode::DIGEST_MISMATCH,
                     format!("digest mismatch, upload discarded: {}", escape(path)),
@@ -294,7 +294,7 @@ async fn open<H: Home>(
     let home = home.clone();
     let (size, offset) = (req.size, req.offset);
     if offset > 0 {
-        tracing::info!(path = %escape(path), offset, size, "resuming an upload");
+        tracing::info!(path = %log_text(path), offset, size, "resuming an upload");
     }
     let started = blocking(move || {
         if offset == 0 {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ftp_shared::Response;
-use ftp_shared::text::escape;
+use ftp_shared::text::log_text;
 use ftp_storage::Home;
 
 use crate::cmd::{blocking, parse_path};
@@ -26,7 +26,7 @@ pub async fn run<H: Home>(
         .map_err(|e| CmdError::storage(e, path))?;
     // The home holds fewer bytes: measured again at the next upload.
     quota.forget_used();
-    tracing::info!(path = %escape(vpath.as_str()), "removed");
+    tracing::info!(path = %log_text(vpath.as_str()), "removed");
     conn.send(Response::Ok).await?;
     Ok(())
 }

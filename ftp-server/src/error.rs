@@ -6,7 +6,10 @@
 //! Messages name the client's own virtual path at most: never a host path, an
 //! OS error string or a backtrace (those go to the log).
 
-use ftp_shared::{CodecError, ErrorCode, Response, text::escape};
+use ftp_shared::{
+    CodecError, ErrorCode, Response,
+    text::{escape, log_text},
+};
 use ftp_storage::{PathError, StorageError};
 
 /// Why a request failed.
@@ -67,7 +70,7 @@ impl CmdError {
                 ErrorCode::BUSY
             }
             StorageError::Io(source) => {
-                tracing::error!(path = %escape(path), error = %source, "storage I/O error");
+                tracing::error!(path = %log_text(path), error = %source, "storage I/O error");
                 ErrorCode::INTERNAL
             }
         };

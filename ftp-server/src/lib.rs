@@ -29,6 +29,7 @@ pub mod handles;
 pub mod inflight;
 pub mod limits;
 pub mod lockout;
+pub mod log_limit;
 pub mod outbox;
 pub mod private_file;
 pub mod quota;
@@ -37,6 +38,7 @@ pub mod session;
 pub mod tls;
 pub mod transport;
 pub mod users;
+pub mod users_reload;
 
 pub use limits::Limits;
 pub use server::{Shared, run};

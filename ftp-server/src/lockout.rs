@@ -1,109 +1,253 @@
-//! Failed logins of one user from one address, counted across connections.
+//! Brakes on password guessing, counted across connections.
 //!
 //! Closing a connection after a few failures only slows a guesser down by a
-//! reconnect. After [`Limits::lockout_failures`] failures of the same user
-//! name from the same IP address (each within [`Limits::lockout`] of the
-//! previous one), that pair fails every login until the lockout expires,
-//! whatever the password; other users and other addresses are not affected.
-//! Attempts during the lockout do not extend it.
-//! A locked login fails exactly like a wrong password, so the lock reveals
-//! nothing. The table is bounded: entries expire, and at most
-//! [`MAX_ENTRIES`] pairs are tracked.
+//! reconnect, so failures are remembered here:
+//!
+//! - A known user failing [`Limits::lockout_failures`] times from one IP
+//!   address (each within [`Limits::lockout`] of the previous one) locks that
+//!   (user, address) pair until the lockout expires; other addresses keep
+//!   logging in. An address tracks at most [`PAIRS_PER_ADDRESS`] pairs.
+//! - Failures for unknown user names, and for known names beyond an
+//!   address's pairs, are counted per address only (one entry however many
+//!   names are tried) and lock the whole address the same way.
+//! - Every user name (known or not) has a brake: after
+//!   [`BRAKE_FREE_FAILURES`] failures from anywhere, each further attempt
+//!   waits until a "next attempt allowed" time that grows with the failures
+//!   (doubling from [`BRAKE_BASE`], at most [`BRAKE_MAX`]) and that parallel
+//!   connections share, so guesses spread over many addresses are slowed
+//!   down without anyone being able to lock the account. A success resets it.
+//!
+//! The tables are bounded ([`MAX_ENTRIES`] entries each). A full failure
+//! table fails closed: an address or pair it cannot record is refused as
+//! if locked, so filling the table never switches the protection off.
+//! Brakes of names that are not in the users file are the only entries
+//! dropped to make room (forgetting them does not help a guesser of a real
+//! account). A locked login fails exactly like a wrong password.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::Limits;
 
-/// Pairs tracked at the most.
+/// Entries tracked at the most, per table.
 pub const MAX_ENTRIES: usize = 100_000;
+/// Known-user pairs one address may hold in the failure table.
+pub const PAIRS_PER_ADDRESS: u32 = 16;
+/// Failures of one name (from anywhere) before its brake engages.
+pub const BRAKE_FREE_FAILURES: u32 = 3;
+/// The brake's first delay; it doubles with each further failure.
+pub const BRAKE_BASE: Duration = Duration::from_millis(250);
+/// The brake's longest delay between two attempts on one name.
+pub const BRAKE_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy)]
-struct Entry {
+struct Count {
     failures: u32,
     last: Instant,
 }
 
-/// The failed-login table of a server.
+#[derive(Debug, Clone, Copy)]
+struct Brake {
+    failures: u32,
+    last: Instant,
+    next: Instant,
+    known: bool,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    pairs: HashMap<(String, IpAddr), Count>,
+    pairs_of: HashMap<IpAddr, u32>,
+    addresses: HashMap<IpAddr, Count>,
+    brakes: HashMap<String, Brake>,
+}
+
+/// What a failed login changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// The login is now locked (pair or address).
+    pub locked: bool,
+    /// The name's brake delays the next attempt.
+    pub braked: bool,
+}
+
+/// The failed-login tables of a server.
 #[derive(Debug, Default)]
 pub struct Lockouts {
-    table: Mutex<HashMap<(String, IpAddr), Entry>>,
+    tables: Mutex<Tables>,
+}
+
+fn locked(c: &Count, limits: &Limits, now: Instant) -> bool {
+    c.failures >= limits.lockout_failures && now.duration_since(c.last) < limits.lockout
+}
+
+/// Counts one failure in `c`; true when it is (now) locked.
+fn count(c: &mut Count, limits: &Limits, now: Instant) -> bool {
+    if locked(c, limits, now) {
+        // Attempts while locked do not extend the lock.
+        return true;
+    }
+    if now.duration_since(c.last) >= limits.lockout {
+        c.failures = 0;
+    }
+    c.failures += 1;
+    c.last = now;
+    c.failures >= limits.lockout_failures
+}
+
+fn brake_delay(failures: u32) -> Duration {
+    match failures.checked_sub(BRAKE_FREE_FAILURES + 1) {
+        None => Duration::ZERO,
+        Some(n) => BRAKE_BASE.saturating_mul(1 << n.min(16)).min(BRAKE_MAX),
+    }
+}
+
+impl Tables {
+    fn expire(&mut self, limits: &Limits, now: Instant) {
+        let fresh = |c: &Count| now.duration_since(c.last) < limits.lockout;
+        let mut dropped: Vec<IpAddr> = Vec::new();
+        self.pairs.retain(|(_, ip), c| {
+            let keep = fresh(c);
+            if !keep {
+                dropped.push(*ip);
+            }
+            keep
+        });
+        for ip in dropped {
+            if let Some(n) = self.pairs_of.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.pairs_of.remove(&ip);
+                }
+            }
+        }
+        self.addresses.retain(|_, c| fresh(c));
+    }
+
+    fn full(&self) -> bool {
+        self.pairs.len() + self.addresses.len() >= MAX_ENTRIES
+    }
 }
 
 impl Lockouts {
-    /// Whether `user` from `ip` is locked out now.
+    /// Whether `user` from `ip` is refused now: its pair or its address is
+    /// locked, or the table is full and cannot record them (fail closed).
     pub fn is_locked(&self, user: &str, ip: IpAddr, limits: &Limits) -> bool {
-        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        table.get(&(user.to_string(), ip)).is_some_and(|e| {
-            e.failures >= limits.lockout_failures && e.last.elapsed() < limits.lockout
-        })
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if t.full() {
+            t.expire(limits, now);
+        }
+        let pair = t.pairs.get(&(user.to_string(), ip));
+        let address = t.addresses.get(&ip);
+        pair.is_some_and(|c| locked(c, limits, now))
+            || address.is_some_and(|c| locked(c, limits, now))
+            || (t.full() && pair.is_none() && address.is_none())
     }
 
-    /// Counts a failed login; true when the pair is now locked.
-    pub fn failed(&self, user: &str, ip: IpAddr, limits: &Limits) -> bool {
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+    /// How long an attempt on `user` must wait for the name's brake; the
+    /// attempt takes its turn, so parallel attempts queue one after another.
+    pub fn brake(&self, user: &str) -> Duration {
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if table.len() >= MAX_ENTRIES {
-            table.retain(|_, e| now.duration_since(e.last) < limits.lockout);
+        let Some(b) = t.brakes.get_mut(user) else {
+            return Duration::ZERO;
+        };
+        let delay = brake_delay(b.failures);
+        if delay.is_zero() {
+            return Duration::ZERO;
+        }
+        let turn = b.next.max(now);
+        b.next = turn + delay;
+        turn - now
+    }
+
+    /// Counts a failed login of `user` (`known`: in the users file) from `ip`.
+    pub fn failed(&self, user: &str, ip: IpAddr, known: bool, limits: &Limits) -> Failure {
+        let mut guard = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let t = &mut *guard;
+        let now = Instant::now();
+        let braked = self.count_brake(t, user, known, limits, now);
+        if t.full() {
+            t.expire(limits, now);
         }
         let key = (user.to_string(), ip);
-        if table.len() >= MAX_ENTRIES && !table.contains_key(&key) {
-            return false;
-        }
-        let entry = table.entry(key).or_insert(Entry {
-            failures: 0,
-            last: now,
-        });
-        let since = now.duration_since(entry.last);
-        if entry.failures >= limits.lockout_failures && since < limits.lockout {
-            // Attempts while locked do not extend the lock: it ends
-            // `lockout` after it began, whoever keeps trying meanwhile.
-            return true;
-        }
-        if since >= limits.lockout {
-            entry.failures = 0;
-        }
-        entry.failures += 1;
-        entry.last = now;
-        entry.failures >= limits.lockout_failures
+        let has_pair = t.pairs.contains_key(&key);
+        let pairs_here = t.pairs_of.get(&ip).copied().unwrap_or(0);
+        let locked = if known && (has_pair || pairs_here < PAIRS_PER_ADDRESS) {
+            if !has_pair && t.full() {
+                true
+            } else {
+                if !has_pair {
+                    *t.pairs_of.entry(ip).or_default() += 1;
+                }
+                let fresh = Count {
+                    failures: 0,
+                    last: now,
+                };
+                count(t.pairs.entry(key).or_insert(fresh), limits, now)
+            }
+        } else if !t.addresses.contains_key(&ip) && t.full() {
+            true
+        } else {
+            let fresh = Count {
+                failures: 0,
+                last: now,
+            };
+            count(t.addresses.entry(ip).or_insert(fresh), limits, now)
+        };
+        Failure { locked, braked }
     }
 
-    /// Forgets the failures of a pair after a successful login.
+    fn count_brake(
+        &self,
+        t: &mut Tables,
+        user: &str,
+        known: bool,
+        limits: &Limits,
+        now: Instant,
+    ) -> bool {
+        let idle = limits.lockout.max(BRAKE_MAX);
+        if !t.brakes.contains_key(user) && t.brakes.len() >= MAX_ENTRIES {
+            t.brakes
+                .retain(|_, b| b.known && now.duration_since(b.last) < idle);
+            if t.brakes.len() >= MAX_ENTRIES {
+                return false;
+            }
+        }
+        let b = t.brakes.entry(user.to_string()).or_insert(Brake {
+            failures: 0,
+            last: now,
+            next: now,
+            known,
+        });
+        if now.duration_since(b.last) >= idle {
+            b.failures = 0;
+        }
+        b.failures = b.failures.saturating_add(1);
+        b.last = now;
+        b.known = known;
+        !brake_delay(b.failures).is_zero()
+    }
+
+    /// Forgets the failures of a pair, and the name's brake, after a
+    /// successful login.
     pub fn succeeded(&self, user: &str, ip: IpAddr) {
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        table.remove(&(user.to_string(), ip));
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if t.pairs.remove(&(user.to_string(), ip)).is_some()
+            && let Some(n) = t.pairs_of.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                t.pairs_of.remove(&ip);
+            }
+        }
+        t.brakes.remove(user);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn locks_the_pair_only_and_expires() {
-        let limits = Limits {
-            lockout_failures: 3,
-            lockout: Duration::from_millis(200),
-            ..Limits::default()
-        };
-        let table = Lockouts::default();
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        assert!(!table.failed("alice", a, &limits));
-        assert!(!table.failed("alice", a, &limits));
-        assert!(table.failed("alice", a, &limits));
-        assert!(table.is_locked("alice", a, &limits));
-        assert!(!table.is_locked("alice", b, &limits));
-        assert!(!table.is_locked("bob", a, &limits));
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(!table.is_locked("alice", a, &limits), "the lock expires");
-        assert!(
-            !table.failed("alice", a, &limits),
-            "and the count starts over"
-        );
-        table.succeeded("alice", a);
-        assert!(!table.is_locked("alice", a, &limits));
-    }
-}
+#[path = "lockout_tests.rs"]
+mod tests;

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ftp_shared::text::escape;
+use ftp_shared::text::log_text;
 
 use ftp_shared::{Digest, ErrorCode, Request, Response};
 use ftp_storage::{Home, StorageError, Upload};
@@ -180,7 +180,7 @@ impl<U: Upload> Outbox<U> {
                     let secs = c.started.elapsed().as_secs_f64();
                     tracing::info!(
                         user = %self.user,
-                        path = %escape(&c.path),
+                        path = %log_text(&c.path),
                         bytes = c.size,
                         digest = %c.digest,
                         secs = format_args!("{secs:.3}"),
@@ -190,7 +190,7 @@ impl<U: Upload> Outbox<U> {
                     Response::Ok
                 }
                 Some(Err(e)) => {
-                    tracing::info!(user = %self.user, path = %escape(&c.path), error = %e, "upload not published");
+                    tracing::info!(user = %self.user, path = %log_text(&c.path), error = %e, "upload not published");
                     CmdError::storage(e, &c.path).response()
                 }
                 None => Response::error(ErrorCode::INTERNAL, "internal server error"),

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::lockout::Lockouts;
+use crate::log_limit::LogLimit;
 use crate::quota::QuotaBook;
 use crate::tls::Transport;
 use crate::transport::{accept, refuse};
@@ -31,6 +32,8 @@ pub struct Shared<S> {
     pub users: Users,
     pub limits: Limits,
     pub lockouts: Lockouts,
+    /// Rate limit of repeated log events per peer address.
+    pub log_limit: LogLimit,
     pub quotas: Arc<QuotaBook>,
     /// TLS (the default) or plaintext.
     pub transport: Transport,

@@ -14,6 +14,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::log_limit::Event;
+
 use crate::cmd;
 use crate::connection::Connection;
 use crate::error::CmdError;
@@ -63,7 +65,12 @@ pub async fn serve<S: Storage>(
                 CmdError::Codec(ref c) if !c.is_protocol_violation() => {
                     tracing::debug!("connection lost: {c}")
                 }
-                _ => tracing::info!("closed: {e}"),
+                // A peer breaking the protocol in a loop is logged a few
+                // times per interval, then summarised.
+                _ if shared.log_limit.allow(Event::ProtocolError, peer.ip()) => {
+                    tracing::info!("closed: {e}")
+                }
+                _ => {}
             }
         }
         tracing::debug!("disconnected");

@@ -11,17 +11,18 @@
 //! ```
 //!
 //! The file is written atomically (temp file, fsync, rename) with mode 0600.
-//! A running server notices a changed file at the next login and reloads it,
-//! so `ftp-server user add` takes effect without a restart.
+//! A running server notices a changed file at the next login and reloads it
+//! (see [`crate::users_reload`]), so `ftp-server user add` takes effect
+//! without a restart.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::RwLock;
-use std::time::SystemTime;
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use ftp_shared::scram::{self, StoredCredentials};
 use serde::{Deserialize, Serialize};
+
+pub use crate::users_reload::{Reload, Users};
 
 /// The users file as it is on disk.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -127,7 +128,7 @@ impl UsersFile {
     }
 
     /// The verifiers of every user, and the server secret.
-    fn parsed(&self) -> anyhow::Result<(Vec<u8>, BTreeMap<String, StoredCredentials>)> {
+    pub(crate) fn parsed(&self) -> anyhow::Result<(Vec<u8>, BTreeMap<String, StoredCredentials>)> {
         self.check()?;
         let secret = hex::decode(&self.secret)?;
         let users = self
@@ -164,100 +165,5 @@ impl UserEntry {
             stored_key: key(&self.stored_key, "stored_key")?,
             server_key: key(&self.server_key, "server_key")?,
         })
-    }
-}
-
-/// The users a running server authenticates against.
-#[derive(Debug)]
-pub struct Users {
-    path: PathBuf,
-    state: RwLock<Loaded>,
-}
-
-#[derive(Debug)]
-struct Loaded {
-    modified: Option<SystemTime>,
-    secret: Vec<u8>,
-    users: BTreeMap<String, StoredCredentials>,
-}
-
-impl Users {
-    /// Loads the users file at `path`.
-    pub fn load(path: &Path) -> anyhow::Result<Users> {
-        let loaded = Loaded::read(path)?;
-        Ok(Users {
-            path: path.to_path_buf(),
-            state: RwLock::new(loaded),
-        })
-    }
-
-    /// How many users there are.
-    pub fn len(&self) -> usize {
-        self.read().users.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The verifier of `user`, or a deterministic fake one (and `false`) for an
-    /// unknown user, so that the exchange looks the same either way.
-    pub fn lookup(&self, user: &str) -> (StoredCredentials, bool) {
-        self.reload_if_changed();
-        let state = self.read();
-        match state.users.get(user) {
-            Some(creds) => (creds.clone(), true),
-            None => {
-                let iterations = state.typical_iterations();
-                (
-                    scram::fake_credentials(&state.secret, user, iterations),
-                    false,
-                )
-            }
-        }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Loaded> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn reload_if_changed(&self) {
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
-        if modified == self.read().modified {
-            return;
-        }
-        match Loaded::read(&self.path) {
-            Ok(loaded) => {
-                tracing::info!(users = loaded.users.len(), "users file reloaded");
-                *self.state.write().unwrap_or_else(|p| p.into_inner()) = loaded;
-            }
-            Err(e) => tracing::warn!("keeping the previous users: {e:#}"),
-        }
-    }
-}
-
-impl Loaded {
-    fn read(path: &Path) -> anyhow::Result<Loaded> {
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let (secret, users) = UsersFile::load(path)?.parsed()?;
-        Ok(Loaded {
-            modified,
-            secret,
-            users,
-        })
-    }
-
-    /// The iteration count most users have, so fake challenges blend in.
-    fn typical_iterations(&self) -> u32 {
-        let mut counts = BTreeMap::<u32, usize>::new();
-        for c in self.users.values() {
-            *counts.entry(c.iterations).or_default() += 1;
-        }
-        counts
-            .into_iter()
-            .max_by_key(|&(_, n)| n)
-            .map_or(scram::DEFAULT_ITERATIONS, |(i, _)| i)
     }
 }

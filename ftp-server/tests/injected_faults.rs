@@ -190,6 +190,7 @@ impl Fixture {
             users: Users::load(&users).unwrap(),
             limits: Limits::default(),
             lockouts: Default::default(),
+            log_limit: Default::default(),
             quotas: Default::default(),
             transport: Transport::tls_with(cert.key.clone()).unwrap(),
         });

@@ -128,10 +128,40 @@ pub fn decode_frame<T: DeserializeOwned + WireMessage>(
     decode_body(&body)
 }
 
+/// A short, stable description of why a body did not decode: never the
+/// decoder's debug text, never bytes of the peer's message.
+fn describe_decode_error(e: &bincode::error::DecodeError, body: &[u8]) -> String {
+    use bincode::error::DecodeError as E;
+    let tag = body
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes);
+    let variant = |found: u64| {
+        if tag.map(u64::from) == Some(found) {
+            format!("unknown message type {found}")
+        } else {
+            format!("unknown variant {found} in a field")
+        }
+    };
+    match e {
+        E::UnexpectedEnd { .. } => "message ends early".into(),
+        E::LimitExceeded => "message exceeds the size limit".into(),
+        E::UnexpectedVariant { found, .. } => variant(u64::from(*found)),
+        E::Utf8 { .. } | E::InvalidCharEncoding(_) => "text is not valid UTF-8".into(),
+        E::InvalidBooleanValue(_) => "invalid boolean value".into(),
+        E::OtherString(text) if text.contains("variant index") => text
+            .split('`')
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .map_or_else(|| "unknown variant".into(), variant),
+        _ => "invalid field value".into(),
+    }
+}
+
 /// Decodes one message from a complete frame body; trailing bytes are an error.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (msg, used) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+        .map_err(|e| CodecError::Malformed(describe_decode_error(&e, body)))?;
     if used != body.len() {
         return Err(CodecError::TrailingBytes(body.len() - used));
     }
@@ -331,10 +361,15 @@ mod tests {
         ));
 
         let mut buf = BytesMut::from(&[0, 0, 0, 4, 99, 0, 0, 0][..]);
-        assert!(matches!(
-            codec.decode(&mut buf),
-            Err(CodecError::Malformed(_))
-        ));
+        let err = codec.decode(&mut buf).map(|_| ()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed message: unknown message type 99"
+        );
+
+        let mut buf = BytesMut::from(&[0, 0, 0, 2, 0, 0][..]);
+        let err = codec.decode(&mut buf).map(|_| ()).unwrap_err();
+        assert_eq!(err.to_string(), "malformed message: message ends early");
     }
 
     #[test]

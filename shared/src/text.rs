@@ -44,9 +44,59 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// Characters of peer text a log line shows at the most (see [`log_text`]).
+pub const LOG_TEXT_CHARS: usize = 64;
+
+/// Peer text for a log line: escaped like [`escape`], quoted, and cut after
+/// [`LOG_TEXT_CHARS`] characters with the amount cut said, e.g.
+/// `"abc…" (3900 bytes, 3836 not shown)`. Every log line that carries text
+/// a peer chose goes through this, so one peer cannot make the log grow
+/// faster than its requests.
+pub fn log_text(s: &str) -> LogText<'_> {
+    LogText(s)
+}
+
+/// See [`log_text`].
+#[derive(Debug, Clone, Copy)]
+pub struct LogText<'a>(&'a str);
+
+impl fmt::Display for LogText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cut = self
+            .0
+            .char_indices()
+            .nth(LOG_TEXT_CHARS)
+            .map_or(self.0.len(), |(i, _)| i);
+        let (shown, rest) = self.0.split_at(cut);
+        if rest.is_empty() {
+            write!(f, "\"{}\"", escape(shown))
+        } else {
+            write!(
+                f,
+                "\"{}…\" ({} bytes, {} not shown)",
+                escape(shown),
+                self.0.len(),
+                rest.len()
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, log_text};
+
+    #[test]
+    fn log_text_is_escaped_and_capped() {
+        assert_eq!(log_text("a\nb").to_string(), "\"a\\u{a}b\"");
+        let long = "\u{1}".repeat(3900);
+        let shown = log_text(&long).to_string();
+        assert!(
+            shown.ends_with("\" (3900 bytes, 3836 not shown)"),
+            "{shown}"
+        );
+        assert!(shown.len() < 64 * 6 + 40, "{}", shown.len());
+    }
 
     #[test]
     fn escapes_what_could_forge_a_line_or_repaint_a_terminal() {

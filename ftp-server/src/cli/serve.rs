@@ -229,6 +229,7 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         users,
         limits: settings.limits,
         lockouts: Default::default(),
+        log_limit: Default::default(),
         quotas: Default::default(),
         transport,
     });

@@ -18,12 +18,13 @@
 use std::sync::Arc;
 
 use ftp_shared::scram::{ScramError, ServerFirst, parse_client_first};
-use ftp_shared::text::escape;
+use ftp_shared::text::log_text;
 use ftp_shared::{ErrorCode, Request, Response};
 use ftp_storage::Storage;
 
 use crate::connection::Connection;
 use crate::error::CmdError;
+use crate::log_limit::Event;
 use crate::server::Shared;
 
 /// The message of every failed login, whatever the cause.
@@ -69,8 +70,14 @@ pub async fn login<S: Storage>(
         })?;
         let user = parsed.user.clone();
         let ip = conn.peer().ip();
-        let locked = shared.lockouts.is_locked(&user, ip, &shared.limits);
         let (creds, known) = shared.users.lookup(&user);
+        // The name's brake (shared by every connection trying it) runs
+        // before the challenge, for known and unknown names alike.
+        let wait = shared.lockouts.brake(&user);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let locked = shared.lockouts.is_locked(&user, ip, &shared.limits);
         let exchange = ServerFirst::new(&parsed, creds);
         conn.send(Response::AuthChallenge {
             server_first: exchange.message(),
@@ -88,17 +95,42 @@ pub async fn login<S: Storage>(
         {
             return Err(failure);
         }
-        match verdict {
-            Ok(server_final) if known && !locked => {
+        let reason = match &verdict {
+            Ok(_) if known && !locked => None,
+            _ if !known => Some("unknown user"),
+            _ if locked => Some("locked out"),
+            Err(ScramError::AuthFailed) if shared.users.recently_changed(&user) => {
+                Some("wrong proof; the user's credentials changed recently (stale saved keys?)")
+            }
+            Err(ScramError::AuthFailed) => Some("wrong password"),
+            Err(_) => Some("malformed client-final-message"),
+            Ok(_) => Some("locked out"),
+        };
+        match (verdict, reason) {
+            (Ok(server_final), None) => {
                 shared.lockouts.succeeded(&user, ip);
-                tracing::info!(user = %escape(&user), "logged in");
+                tracing::info!(user = %log_text(&user), "logged in");
                 conn.send(Response::AuthOk { server_final }).await?;
                 return Ok(Some(user));
             }
-            _ => {
+            (_, reason) => {
                 failures += 1;
-                let now_locked = shared.lockouts.failed(&user, ip, &shared.limits);
-                tracing::warn!(user = %escape(&user), failures, locked = locked || now_locked, "login failed");
+                let failure = shared.lockouts.failed(&user, ip, known, &shared.limits);
+                if shared.log_limit.allow(Event::FailedLogin, ip) {
+                    tracing::warn!(
+                        user = %log_text(&user),
+                        %ip,
+                        reason = reason.unwrap_or("refused"),
+                        failures,
+                        "login failed"
+                    );
+                    if failure.locked && !locked {
+                        tracing::warn!(user = %log_text(&user), %ip, "lockout started");
+                    }
+                    if failure.braked {
+                        tracing::warn!(user = %log_text(&user), "login brake engaged");
+                    }
+                }
                 tokio::time::sleep(shared.limits.auth_failure_delay).await;
                 if failures >= shared.limits.max_auth_failures {
                     return Err(CmdError::fatal(ErrorCode::AUTH_FAILED, AUTH_FAILED_MESSAGE));

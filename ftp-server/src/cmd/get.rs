@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
-use ftp_shared::text::escape;
+use ftp_shared::text::{escape, log_text};
 use ftp_shared::{Digest, ErrorCode, Response};
 use ftp_storage::{Home, StorageError};
 use tokio::sync::mpsc;
@@ -77,7 +77,7 @@ pub async fn run<H: Home>(
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(
                     user = %quota.user,
-                    path = %escape(path),
+                    path = %log_text(path),
                     bytes = size - offset,
                     offset,
                     %digest,
@@ -89,7 +89,7 @@ pub async fn run<H: Home>(
             // The announced size can no longer be kept: the error ends the
             // download and the session goes on.
             Piece::Failed(e) => {
-                tracing::info!(user = %quota.user, path = %escape(path), error = %e, "download failed");
+                tracing::info!(user = %quota.user, path = %log_text(path), error = %e, "download failed");
                 conn.send(CmdError::storage(e, path).response()).await?;
             }
         }

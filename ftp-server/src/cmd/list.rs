@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ftp_shared::Response;
 use ftp_shared::codec::MAX_FRAME;
 use ftp_shared::message::{ENTRIES_PER_BATCH, Entry};
-use ftp_shared::text::escape;
+use ftp_shared::text::log_text;
 use ftp_storage::Home;
 
 use crate::cmd::{blocking, parse_path_or_home};
@@ -33,7 +33,7 @@ pub async fn run<H: Home>(
     let entries = blocking(move || home.list(vpath.as_ref()))
         .await?
         .map_err(|e| CmdError::storage(e, path))?;
-    tracing::debug!(path = %escape(path), entries = entries.len(), "list");
+    tracing::debug!(path = %log_text(path), entries = entries.len(), "list");
     let mut entries = entries.into_iter().peekable();
     loop {
         let batch = next_batch(&mut entries);

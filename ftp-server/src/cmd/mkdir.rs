@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ftp_shared::Response;
-use ftp_shared::text::escape;
+use ftp_shared::text::log_text;
 use ftp_storage::Home;
 
 use crate::cmd::{blocking, parse_path};
@@ -22,7 +22,7 @@ pub async fn run<H: Home>(
     blocking(move || home.mkdir(&target, parents))
         .await?
         .map_err(|e| CmdError::storage(e, path))?;
-    tracing::info!(path = %escape(vpath.as_str()), "mkdir");
+    tracing::info!(path = %log_text(vpath.as_str()), "mkdir");
     conn.send(Response::Ok).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ftp_shared::Response;
-use ftp_shared::text::escape;
+use ftp_shared::text::log_text;
 use ftp_storage::Home;
 
 use crate::cmd::{blocking, parse_path};
@@ -25,7 +25,7 @@ pub async fn run<H: Home>(
         .await?
         .map_err(|e| CmdError::storage(e, path))?;
     quota.freed(freed);
-    tracing::info!(user = %quota.user, path = %escape(vpath.as_str()), freed, "removed");
+    tracing::info!(user = %quota.user, path = %log_text(vpath.as_str()), freed, "removed");
     conn.send(Response::Ok).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ftp_shared::Response;
-use ftp_shared::text::escape;
+use ftp_shared::text::log_text;
 use ftp_storage::Home;
 
 use crate::cmd::{blocking, parse_path};
@@ -32,8 +32,8 @@ pub async fn run<H: Home>(
     quota.freed(freed);
     tracing::info!(
         user = %quota.user,
-        from = %escape(source.as_str()),
-        to = %escape(dest.as_str()),
+        from = %log_text(source.as_str()),
+        to = %log_text(dest.as_str()),
         "renamed"
     );
     conn.send(Response::Ok).await?;

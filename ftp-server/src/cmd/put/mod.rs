@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ftp_shared::message::DigestAlgorithm;
-use ftp_shared::text::escape;
+use ftp_shared::text::{escape, log_text};
 use ftp_shared::{Digest, ErrorCode, Request};
 use ftp_storage::{Home, Upload, VPath};
 
@@ -258,7 +258,7 @@ fn judge(
         None => return Err((size_mismatch(received, req), true)),
     };
     if claimed != digest {
-        tracing::warn!(path = %escape(&req.path), "digest mismatch: upload discarded");
+        tracing::warn!(path = %log_text(&req.path), "digest mismatch: upload discarded");
         let e = CmdError::refused(
             ErrorCode::DIGEST_MISMATCH,
             format!("digest mismatch, upload discarded: {}", escape(&req.path)),
@@ -313,7 +313,7 @@ impl Unsettled {
         self.done = true;
         tracing::info!(
             user = %self.user,
-            path = %escape(&self.path),
+            path = %log_text(&self.path),
             received,
             kept,
             "upload failed: {error}"
@@ -326,7 +326,7 @@ impl Drop for Unsettled {
         if !self.done {
             tracing::info!(
                 user = %self.user,
-                path = %escape(&self.path),
+                path = %log_text(&self.path),
                 "upload abandoned: the session ended in the middle of it"
             );
         }

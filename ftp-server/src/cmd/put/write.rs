@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ftp_shared::message::{DigestAlgorithm, Hasher};
-use ftp_shared::text::escape;
+use ftp_shared::text::{escape, log_text};
 use ftp_shared::{Digest, ErrorCode};
 use ftp_storage::{Home, StorageError, Upload, VPath};
 use tokio::sync::mpsc;
@@ -122,7 +122,7 @@ pub async fn open<H: Home>(
     let home = home.clone();
     let (size, offset) = (req.size, req.offset);
     if offset > 0 {
-        tracing::info!(path = %escape(path), offset, size, "resuming an upload");
+        tracing::info!(path = %log_text(path), offset, size, "resuming an upload");
     }
     let started = blocking(move || {
         if offset == 0 {

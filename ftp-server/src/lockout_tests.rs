@@ -1,0 +1,94 @@
+use super::*;
+
+fn limits(ms: u64) -> Limits {
+    Limits {
+        lockout_failures: 3,
+        lockout: Duration::from_millis(ms),
+        ..Limits::default()
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn locks_the_pair_only_and_expires() {
+    let limits = limits(200);
+    let table = Lockouts::default();
+    let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+    assert!(!table.failed("alice", a, true, &limits).locked);
+    assert!(!table.failed("alice", a, true, &limits).locked);
+    assert!(table.failed("alice", a, true, &limits).locked);
+    assert!(table.is_locked("alice", a, &limits));
+    assert!(!table.is_locked("alice", b, &limits));
+    assert!(!table.is_locked("bob", a, &limits));
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(!table.is_locked("alice", a, &limits), "the lock expires");
+    assert!(!table.failed("alice", a, true, &limits).locked);
+    table.succeeded("alice", a);
+    assert!(!table.is_locked("alice", a, &limits));
+}
+
+#[test]
+fn unknown_names_take_one_entry_per_address_and_lock_it() {
+    let limits = limits(60_000);
+    let table = Lockouts::default();
+    let a = ip("10.0.0.1");
+    for i in 0..1000 {
+        table.failed(&format!("made-up-{i}"), a, false, &limits);
+    }
+    let t = table.tables.lock().unwrap();
+    assert_eq!(t.pairs.len() + t.addresses.len(), 1);
+    drop(t);
+    assert!(
+        table.is_locked("alice", a, &limits),
+        "the address is locked"
+    );
+    assert!(!table.is_locked("alice", ip("10.0.0.2"), &limits));
+}
+
+#[test]
+fn a_full_table_fails_closed() {
+    let limits = limits(60_000);
+    let table = Lockouts::default();
+    {
+        let mut t = table.tables.lock().unwrap();
+        let now = Instant::now();
+        for i in 0..MAX_ENTRIES as u32 {
+            let fresh = Count {
+                failures: 1,
+                last: now,
+            };
+            t.addresses.insert(IpAddr::from(i.to_be_bytes()), fresh);
+        }
+    }
+    let newcomer = ip("192.168.7.7");
+    assert!(table.is_locked("alice", newcomer, &limits));
+    assert!(table.failed("alice", newcomer, true, &limits).locked);
+}
+
+#[test]
+fn the_brake_grows_is_shared_and_resets_on_success() {
+    let limits = limits(60_000);
+    let table = Lockouts::default();
+    for i in 0..BRAKE_FREE_FAILURES {
+        let from = IpAddr::from([10, 0, 1, i as u8]);
+        assert!(!table.failed("alice", from, true, &limits).braked);
+        assert_eq!(table.brake("alice"), Duration::ZERO);
+    }
+    assert!(table.failed("alice", ip("10.0.2.1"), true, &limits).braked);
+    let first = table.brake("alice");
+    let second = table.brake("alice");
+    assert!(first <= BRAKE_BASE, "{first:?}");
+    assert!(
+        second > BRAKE_BASE / 2,
+        "parallel attempts queue: {second:?}"
+    );
+    for _ in 0..40 {
+        table.failed("alice", ip("10.0.3.1"), true, &limits);
+    }
+    assert_eq!(brake_delay(40 + BRAKE_FREE_FAILURES), BRAKE_MAX);
+    table.succeeded("alice", ip("10.0.3.1"));
+    assert_eq!(table.brake("alice"), Duration::ZERO);
+}

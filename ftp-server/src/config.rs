@@ -28,6 +28,7 @@
 //! lockout_failures = 10
 //! lockout_secs = 900
 //! shutdown_grace_secs = 30
+//! listing_memory = 33554432        # bytes of listing pages, all connections
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,7 @@ pub struct LimitsFile {
     pub lockout_failures: Option<u32>,
     pub lockout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
+    pub listing_memory: Option<usize>,
 }
 
 impl ConfigFile {
@@ -119,6 +121,7 @@ impl ConfigFile {
             lockout_failures: f.lockout_failures.unwrap_or(d.lockout_failures),
             lockout: secs(f.lockout_secs, d.lockout),
             shutdown_grace: secs(f.shutdown_grace_secs, d.shutdown_grace),
+            listing_memory: f.listing_memory.unwrap_or(d.listing_memory),
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct Limits {
     pub lockout: Duration,
     /// How long running transfers may go on after a shutdown request.
     pub shutdown_grace: Duration,
+    /// Bytes that listing pages in memory may take at once, across all
+    /// connections; a listing waits for room (then `BUSY`).
+    pub listing_memory: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +54,7 @@ impl Default for Limits {
             lockout_failures: 10,
             lockout: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(30),
+            listing_memory: 32 * 1024 * 1024,
         }
     }
 }
@@ -70,6 +74,7 @@ impl Limits {
             ("transfer_timeout", self.transfer_timeout.as_millis()),
             ("max_auth_failures", self.max_auth_failures as u128),
             ("lockout_failures", self.lockout_failures as u128),
+            ("listing_memory", self.listing_memory as u128),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -29,6 +29,7 @@
 //! lockout_secs = 900
 //! shutdown_grace_secs = 30
 //! max_open_files_per_user = 256
+//! listing_memory = 33554432        # bytes of listing pages, all connections
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -72,6 +73,7 @@ pub struct LimitsFile {
     pub lockout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     pub max_open_files_per_user: Option<usize>,
+    pub listing_memory: Option<usize>,
 }
 
 impl ConfigFile {
@@ -124,6 +126,7 @@ impl ConfigFile {
             max_open_files_per_user: f
                 .max_open_files_per_user
                 .unwrap_or(d.max_open_files_per_user),
+            listing_memory: f.listing_memory.unwrap_or(d.listing_memory),
         }
     }
 }

@@ -19,7 +19,8 @@ use ftp_shared::ErrorCode;
 use crate::Limits;
 use crate::error::CmdError;
 
-/// Descriptors kept out of the budget besides two per connection.
+/// Descriptors kept out of the budget besides three per connection (its
+/// socket, its home, the directory it may be listing).
 const RESERVE: u64 = 256;
 
 /// The handles each user holds.
@@ -92,7 +93,7 @@ fn process_budget(limits: &Limits) -> &'static Arc<tokio::sync::Semaphore> {
     static BUDGET: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
     BUDGET.get_or_init(|| {
         let limit = raise_descriptor_limit();
-        let reserve = RESERVE + 2 * limits.max_connections as u64;
+        let reserve = RESERVE + 3 * limits.max_connections as u64;
         let budget = limit.saturating_sub(reserve).max(16);
         tracing::info!(limit, budget, "file handles for transfers");
         Arc::new(tokio::sync::Semaphore::new(

@@ -36,6 +36,9 @@ pub struct Limits {
     /// Files one user's sessions may hold open at once (uploads in progress
     /// or waiting to be published, downloads); one more is refused `BUSY`.
     pub max_open_files_per_user: usize,
+    /// Bytes that listing pages in memory may take at once, across all
+    /// connections; a listing waits for room (then `BUSY`).
+    pub listing_memory: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +58,7 @@ impl Default for Limits {
             lockout: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(30),
             max_open_files_per_user: 256,
+            listing_memory: 32 * 1024 * 1024,
         }
     }
 }
@@ -78,6 +82,7 @@ impl Limits {
                 "max_open_files_per_user",
                 self.max_open_files_per_user as u128,
             ),
+            ("listing_memory", self.listing_memory as u128),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -37,6 +37,8 @@ pub struct Shared<S> {
     pub quotas: Arc<QuotaBook>,
     /// TLS (the default) or plaintext.
     pub transport: Transport,
+    /// Room for listing pages, shared by all connections.
+    pub listings: crate::cmd::list::ListingBudget,
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then stops

@@ -184,7 +184,9 @@ async fn run<S: Storage>(
                 size,
                 algorithm,
             } => cmd::partial::run(conn, &home, &quota, &path, size, algorithm).await,
-            Request::List { path } => cmd::list::run(conn, &home, &path).await,
+            Request::List { path } => {
+                cmd::list::run(conn, &home, &shared.listings, &shared.limits, &path).await
+            }
             Request::Stat { path } => cmd::stat::run(conn, &home, &path).await,
             Request::Remove { path } => cmd::remove::run(conn, &home, &quota, &path).await,
             Request::Rmdir { path } => cmd::rmdir::run(conn, &home, &path).await,

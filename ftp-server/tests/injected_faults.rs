@@ -16,7 +16,8 @@ use ftp_server::{Limits, Shared, Users};
 use ftp_shared::ErrorCode;
 use ftp_shared::scram::StoredCredentials;
 use ftp_storage::{
-    Entry, FsHome, FsReader, FsStorage, FsUpload, Home, Storage, StorageError, Upload, VPath,
+    Entry, FsHome, FsReader, FsStorage, FsUpload, Home, Listing, Storage, StorageError, Upload,
+    VPath,
 };
 
 /// What the storage should do wrong.
@@ -98,7 +99,7 @@ impl Home for FaultyHome {
         self.inner.usage()
     }
 
-    fn list(&self, path: Option<&VPath>) -> Result<Vec<Entry>, StorageError> {
+    fn list(&self, path: Option<&VPath>) -> Result<Listing, StorageError> {
         self.inner.list(path)
     }
 
@@ -193,6 +194,7 @@ impl Fixture {
             log_limit: Default::default(),
             quotas: Default::default(),
             transport: Transport::tls_with(cert.key.clone()).unwrap(),
+            listings: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -42,7 +42,7 @@
 pub mod fs;
 pub mod path;
 
-pub use fs::{FsHome, FsReader, FsStorage, FsUpload};
+pub use fs::{FsHome, FsReader, FsStorage, FsUpload, Listing};
 pub use ftp_shared::message::{Entry, EntryKind};
 pub use path::{PathError, VPath, validate_user_name};
 
@@ -189,8 +189,10 @@ pub trait Home: Send + Sync + 'static {
     /// symlink as a symlink (lstat). When the path does not lead to a
     /// directory (a file, a FIFO, a broken symlink or one that leads outside
     /// the home), the one entry describing the named thing itself. Names that
-    /// are not UTF-8 are given in their lossy form. Sorted by name.
-    fn list(&self, path: Option<&VPath>) -> Result<Vec<Entry>, StorageError>;
+    /// are not UTF-8 are given in their lossy form. The entries are read
+    /// page by page as the caller asks ([`Listing::next_page`]), in
+    /// directory order (not sorted); one removed meanwhile is skipped.
+    fn list(&self, path: Option<&VPath>) -> Result<Listing, StorageError>;
     /// Describes what `path` designates (`None`: the home, named ""),
     /// following symlinks that stay inside the home: one leading outside is
     /// `PermissionDenied`, a broken one `NotFound`. The name is the last

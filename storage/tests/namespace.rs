@@ -38,12 +38,16 @@ fn names(entries: &[Entry]) -> Vec<&str> {
     entries.iter().map(|e| e.name.as_str()).collect()
 }
 
+/// Every entry, sorted by name (listings come in directory order).
 fn list(home: &FsHome, path: &str) -> Result<Vec<Entry>, StorageError> {
-    if path.is_empty() {
-        home.list(None)
+    let listing = if path.is_empty() {
+        home.list(None)?
     } else {
-        home.list(Some(&vp(path)))
-    }
+        home.list(Some(&vp(path)))?
+    };
+    let mut entries = listing.read_all()?;
+    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
 }
 
 #[test]

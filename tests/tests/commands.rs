@@ -57,8 +57,11 @@ fn assert_refused<T: std::fmt::Debug>(
     assert!(!message.contains("/tmp"), "{what}: {message}");
 }
 
+/// The names of a listing, sorted (listings come in directory order).
 fn names(entries: &[Entry]) -> Vec<&str> {
-    entries.iter().map(|e| e.name.as_str()).collect()
+    let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    names.sort_unstable();
+    names
 }
 
 /// The entry that a listing gives for a file or directory on disk.

@@ -232,6 +232,7 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         log_limit: Default::default(),
         quotas: Default::default(),
         transport,
+        listings: Default::default(),
     });
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;

@@ -2,18 +2,27 @@
 //! path), or the one entry of what is not a directory, answered with
 //! `Entries` frames of at most [`ENTRIES_PER_BATCH`] entries, `more: true` on
 //! every one but the last. An empty directory is one empty batch.
+//!
+//! The listing is streamed: each page is read from the open directory (on a
+//! blocking thread) only once the previous frame has been written, so a
+//! client that does not read holds one page, never the directory. Pages in
+//! memory across all connections are bounded by [`ListingBudget`]
+//! (`Limits::listing_memory`). An error after the first frame is one `Error`
+//! frame, which ends the listing.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use ftp_shared::Response;
 use ftp_shared::codec::MAX_FRAME;
 use ftp_shared::message::{ENTRIES_PER_BATCH, Entry};
 use ftp_shared::text::log_text;
-use ftp_storage::Home;
+use ftp_shared::{ErrorCode, Response};
+use ftp_storage::{Home, StorageError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cmd::{blocking, parse_path_or_home};
 use crate::connection::Connection;
 use crate::error::CmdError;
+use crate::limits::Limits;
 
 /// Encoded bytes of an entry besides its name: the name's length, the kind,
 /// the size, the time and the mode.
@@ -22,54 +31,120 @@ const ENTRY_OVERHEAD: usize = 8 + 4 + 8 + 8 + 4;
 /// the variant index, the count and `more`. Names of at most 255 bytes keep
 /// a full batch far below it; the bound holds whatever the names.
 const BATCH_BYTES: usize = MAX_FRAME - 64;
+/// What a page may cost before it is read: a full batch of 255-byte names
+/// that are not UTF-8 (each byte one U+FFFD, 3 bytes), capped by the frame.
+pub const PAGE_RESERVE: usize = {
+    let full = ENTRIES_PER_BATCH * (ENTRY_OVERHEAD + 3 * 255);
+    let cost = if full < BATCH_BYTES {
+        full
+    } else {
+        BATCH_BYTES
+    };
+    cost * 2
+};
+
+/// What an entry of a page costs while the page is in memory: its
+/// encoding in the frame plus its decoded form (the `Entry` and its name).
+fn cost(entry: &Entry) -> usize {
+    2 * (ENTRY_OVERHEAD + entry.name.len())
+}
+
+/// The bytes listing pages may hold at once across all connections: a page
+/// takes its share before it is read and gives it back once its frame has
+/// been written to the socket. Sized by `Limits::listing_memory` at first
+/// use.
+#[derive(Debug, Default)]
+pub struct ListingBudget(OnceLock<Arc<Semaphore>>);
+
+impl ListingBudget {
+    fn semaphore(&self, limits: &Limits) -> Arc<Semaphore> {
+        let bytes = limits.listing_memory.min(Semaphore::MAX_PERMITS);
+        self.0
+            .get_or_init(|| Arc::new(Semaphore::new(bytes)))
+            .clone()
+    }
+
+    /// Room for one page, waited for at most `transfer_timeout`: `BUSY`
+    /// after that.
+    async fn reserve(&self, limits: &Limits) -> Result<OwnedSemaphorePermit, CmdError> {
+        let semaphore = self.semaphore(limits);
+        // Never more than the whole budget, so that a page can always start.
+        let want = PAGE_RESERVE.min(limits.listing_memory).max(1) as u32;
+        match tokio::time::timeout(limits.transfer_timeout, semaphore.acquire_many_owned(want))
+            .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(CmdError::refused(
+                ErrorCode::BUSY,
+                "server busy: too many listings at once, try again later",
+            )),
+        }
+    }
+}
 
 pub async fn run<H: Home>(
     conn: &mut Connection,
     home: &Arc<H>,
+    budget: &ListingBudget,
+    limits: &Limits,
     path: &str,
 ) -> Result<(), CmdError> {
     let vpath = parse_path_or_home(path)?;
-    let home = home.clone();
-    let entries = blocking(move || home.list(vpath.as_ref()))
+    let opener = home.clone();
+    let mut listing = blocking(move || opener.list(vpath.as_ref()))
         .await?
         .map_err(|e| CmdError::storage(e, path))?;
-    tracing::debug!(path = %log_text(path), entries = entries.len(), "list");
-    let mut entries = entries.into_iter().peekable();
+    let mut sent = 0usize;
     loop {
-        let batch = next_batch(&mut entries);
-        let more = entries.peek().is_some();
-        conn.send(Response::Entries {
-            entries: batch,
-            more,
+        let mut permit = budget.reserve(limits).await?;
+        let max_bytes = permit.num_permits();
+        let (back, page) = blocking(move || {
+            let page = listing.next_page(ENTRIES_PER_BATCH, max_bytes, cost);
+            (listing, page)
         })
         .await?;
+        listing = back;
+        let (entries, more) = page.map_err(|e| failed(e, path, sent))?;
+        // Keep only what the page holds.
+        let used: usize = entries.iter().map(cost).sum();
+        if let Some(spare) = permit.num_permits().checked_sub(used.max(1)) {
+            drop(permit.split(spare));
+        }
+        sent += entries.len();
+        conn.send(Response::Entries { entries, more }).await?;
+        drop(permit);
         if !more {
+            tracing::debug!(path = %log_text(path), entries = sent, "list");
             return Ok(());
         }
     }
 }
 
-/// Up to [`ENTRIES_PER_BATCH`] entries that fit in one frame (at least one
-/// if any is left).
-fn next_batch(entries: &mut std::iter::Peekable<impl Iterator<Item = Entry>>) -> Vec<Entry> {
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    while batch.len() < ENTRIES_PER_BATCH {
-        let Some(next) = entries.peek() else { break };
-        let size = ENTRY_OVERHEAD + next.name.len();
-        if !batch.is_empty() && bytes + size > BATCH_BYTES {
-            break;
-        }
-        bytes += size;
-        batch.extend(entries.next());
+/// A failure reading the directory; after `sent` entries it ends a listing
+/// that has begun.
+fn failed(err: StorageError, path: &str, sent: usize) -> CmdError {
+    if sent > 0 {
+        tracing::warn!(path = %log_text(path), sent, error = %err, "listing ended early");
     }
-    batch
+    CmdError::storage(err, path)
+}
+
+/// Up to [`ENTRIES_PER_BATCH`] entries within [`BATCH_BYTES`] (at least one
+/// if any is left), as the server pages them.
+#[cfg(test)]
+fn next_batch(listing: &mut ftp_storage::Listing) -> (Vec<Entry>, bool) {
+    listing
+        .next_page(ENTRIES_PER_BATCH, BATCH_BYTES, |e| {
+            ENTRY_OVERHEAD + e.name.len()
+        })
+        .unwrap()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ftp_shared::message::EntryKind;
+    use ftp_storage::Listing;
 
     fn entry(name: String) -> Entry {
         Entry {
@@ -82,12 +157,15 @@ mod tests {
     }
 
     fn batches(entries: Vec<Entry>) -> Vec<usize> {
-        let mut it = entries.into_iter().peekable();
-        let mut sizes = vec![next_batch(&mut it).len()];
-        while it.peek().is_some() {
-            sizes.push(next_batch(&mut it).len());
+        let mut listing = Listing::of(entries);
+        let mut sizes = vec![];
+        loop {
+            let (page, more) = next_batch(&mut listing);
+            sizes.push(page.len());
+            if !more {
+                return sizes;
+            }
         }
-        sizes
     }
 
     #[test]
@@ -113,7 +191,7 @@ mod tests {
         let all: Vec<Entry> = (0..ENTRIES_PER_BATCH)
             .map(|_| entry(name.clone()))
             .collect();
-        let batch = next_batch(&mut all.into_iter().peekable());
+        let (batch, _) = next_batch(&mut Listing::of(all));
         assert_eq!(batch.len(), ENTRIES_PER_BATCH);
         let mut buf = bytes::BytesMut::new();
         encode_frame(

@@ -13,11 +13,13 @@
 //! no check-then-use race to win with a symlink swapped in at the right moment.
 
 mod commit;
+mod list;
 mod lock;
 mod namespace;
 mod tree;
 mod upload;
 
+pub use list::Listing;
 use lock::Namespace;
 pub use upload::FsUpload;
 use upload::Parts;
@@ -180,25 +182,6 @@ fn describe(name: String, meta: &Metadata) -> Entry {
         modified: meta.mtime(),
         mode: meta.mode() & 0o7777,
     }
-}
-
-/// Every entry of `dir`, each described with lstat, sorted by name.
-fn entries_of(dir: &Dir) -> Result<Vec<Entry>, StorageError> {
-    let mut entries = Vec::new();
-    for entry in dir.entries()? {
-        let entry = entry?;
-        // Of the entry itself: a symlink is not followed.
-        let meta = match entry.metadata() {
-            Ok(meta) => meta,
-            // Removed since the directory was read.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        entries.push(describe(name, &meta));
-    }
-    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
 }
 
 impl FsHome {
@@ -423,24 +406,8 @@ impl Home for FsHome {
         Ok((upload, reader, written))
     }
 
-    fn list(&self, path: Option<&VPath>) -> Result<Vec<Entry>, StorageError> {
-        let Some(path) = path else {
-            return entries_of(&self.home);
-        };
-        // Follows symlinks beneath the home only: one leading out of it
-        // fails here and is then described as the link it is.
-        let dir = match self.home.open_dir(path.as_str()) {
-            Ok(dir) => dir,
-            Err(not_a_dir) => {
-                let meta = self.home.symlink_metadata(path.as_str())?;
-                if meta.is_dir() {
-                    // A directory that cannot be opened (e.g. no permission).
-                    return Err(not_a_dir.into());
-                }
-                return Ok(vec![describe(path.file_name().to_owned(), &meta)]);
-            }
-        };
-        entries_of(&dir)
+    fn list(&self, path: Option<&VPath>) -> Result<Listing, StorageError> {
+        self.listing(path)
     }
 
     fn stat(&self, path: Option<&VPath>) -> Result<Entry, StorageError> {

@@ -30,6 +30,7 @@ pub mod lockout;
 pub mod outbox;
 pub mod private_file;
 pub mod quota;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod tls;

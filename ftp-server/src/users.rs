@@ -261,3 +261,33 @@ impl Loaded {
             .map_or(scram::DEFAULT_ITERATIONS, |(i, _)| i)
     }
 }
+
+impl Users {
+    /// Reads the users file again: a short summary of what changed, or why
+    /// the file was refused (then the previous users are kept).
+    pub fn reload(&self) -> anyhow::Result<String> {
+        let loaded = Loaded::read(&self.path)?;
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let added: Vec<&str> = loaded
+            .users
+            .keys()
+            .filter(|n| !state.users.contains_key(*n))
+            .map(String::as_str)
+            .collect();
+        let removed: Vec<&str> = state
+            .users
+            .keys()
+            .filter(|n| !loaded.users.contains_key(*n))
+            .map(String::as_str)
+            .collect();
+        let mut summary = format!("{} users", loaded.users.len());
+        if !added.is_empty() {
+            summary += &format!(" (added {})", added.join(", "));
+        }
+        if !removed.is_empty() {
+            summary += &format!(" (removed {})", removed.join(", "));
+        }
+        *state = loaded;
+        Ok(summary)
+    }
+}

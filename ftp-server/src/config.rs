@@ -13,6 +13,8 @@
 //! tls_cert = "/etc/letsencrypt/live/files.example.com/fullchain.pem"
 //! tls_key = "/etc/letsencrypt/live/files.example.com/privkey.pem"
 //! # insecure_plaintext = true      # no TLS: only on a trusted network
+//! home_mode = "0700"               # new homes (octal); existing ones keep theirs
+//! file_mode = "0600"               # new files (octal)
 //!
 //! [limits]
 //! max_connections = 512
@@ -51,6 +53,8 @@ pub struct ConfigFile {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub insecure_plaintext: Option<bool>,
+    pub home_mode: Option<String>,
+    pub file_mode: Option<String>,
     #[serde(default)]
     pub limits: LimitsFile,
 }
@@ -131,6 +135,31 @@ impl ConfigFile {
     }
 }
 
+/// A mode in octal (`"0750"`, `"640"`): at most `0777`, with the owner's
+/// read and write (and, for a directory, search), and never writable by
+/// others.
+pub fn parse_mode(text: &str, key: &str, dir: bool) -> anyhow::Result<u32> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    let mode = u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|_| !digits.is_empty() && digits.len() <= 4 && !digits.starts_with('+'))
+        .filter(|m| *m <= 0o777)
+        .with_context(|| {
+            format!("{key} = {text:?} is not a mode in octal between 0000 and 0777 (e.g. \"0750\")")
+        })?;
+    let owner = if dir { 0o700 } else { 0o600 };
+    if mode & owner != owner {
+        anyhow::bail!(
+            "{key} = {text:?} lacks the owner's {}: the server could not use what it creates",
+            if dir { "rwx" } else { "rw" }
+        );
+    }
+    if mode & 0o002 != 0 {
+        anyhow::bail!("{key} = {text:?} lets any local account write: refused");
+    }
+    Ok(mode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +174,17 @@ mod tests {
         assert_eq!(file.fsync, Some(false));
         let err = toml::from_str::<ConfigFile>("[limits]\nidle_timeout = 7\n").unwrap_err();
         assert!(err.to_string().contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn modes_are_octal_owner_usable_and_not_world_writable() {
+        assert_eq!(parse_mode("0750", "home_mode", true).unwrap(), 0o750);
+        assert_eq!(parse_mode("640", "file_mode", false).unwrap(), 0o640);
+        for bad in ["", "0778", "1777", "abc", "0800", "+640", "07777"] {
+            assert!(parse_mode(bad, "file_mode", false).is_err(), "{bad}");
+        }
+        assert!(parse_mode("0666", "file_mode", false).is_err());
+        assert!(parse_mode("0400", "file_mode", false).is_err());
+        assert!(parse_mode("0600", "home_mode", true).is_err());
     }
 }

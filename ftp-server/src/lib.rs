@@ -33,6 +33,7 @@ pub mod log_limit;
 pub mod outbox;
 pub mod private_file;
 pub mod quota;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod tls;

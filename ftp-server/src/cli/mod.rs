@@ -3,9 +3,11 @@
 //!
 //! Module map: [`serve`] holds the options of `serve` and `check-config`
 //! (and what they resolve to with the configuration file), the server's
-//! start-up (first user, first certificate) and the configuration check;
+//! start-up (first user, first certificate); [`check`] the configuration
+//! check and what `serve` checks before it creates anything;
 //! [`user`] manages the users file.
 
+mod check;
 mod serve;
 mod user;
 
@@ -14,7 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use self::serve::{ServeArgs, check_config, serve};
+use self::check::check_config;
+use self::serve::{ServeArgs, serve};
 use self::user::{UserAction, user};
 
 /// An authenticated file-transfer server: TLS 1.3, SCRAM-SHA-256-PLUS login, one sandboxed home per user.

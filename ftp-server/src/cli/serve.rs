@@ -11,8 +11,9 @@ use clap::Args;
 use ftp_shared::scram::{self, StoredCredentials};
 use ftp_storage::FsStorage;
 
-use super::init_logging;
-use crate::config::ConfigFile;
+use super::{check, init_logging};
+use crate::config::{self, ConfigFile};
+use crate::reload::{self, Described, Reloader};
 use crate::tls::reload::Reloading;
 use crate::tls::{self, TlsFiles, Transport};
 use crate::users::UsersFile;
@@ -77,23 +78,51 @@ pub(super) struct ServeArgs {
     /// Seconds running transfers may go on after SIGTERM or Ctrl-C [default: 30].
     #[arg(long, value_name = "SECONDS")]
     shutdown_grace: Option<u64>,
+    /// Mode of new homes, in octal [default: 0700]; existing homes keep theirs.
+    #[arg(long, value_name = "OCTAL")]
+    home_mode: Option<String>,
+    /// Mode of new files, in octal [default: 0600].
+    #[arg(long, value_name = "OCTAL")]
+    file_mode: Option<String>,
 }
 
 /// What `serve` runs with: the command line over the configuration file over
 /// the defaults.
 #[derive(Debug)]
-struct Settings {
-    listen: String,
-    root: PathBuf,
-    users: PathBuf,
-    fsync: bool,
-    tls: TlsSetting,
-    limits: Limits,
+pub(super) struct Settings {
+    pub(super) listen: String,
+    pub(super) root: PathBuf,
+    pub(super) users: PathBuf,
+    pub(super) fsync: bool,
+    pub(super) tls: TlsSetting,
+    pub(super) limits: Limits,
+    pub(super) home_mode: u32,
+    pub(super) file_mode: u32,
+}
+
+impl Settings {
+    /// Every setting as `(key, value)`, to tell what a reload would change.
+    fn described(&self) -> Described {
+        let mut out: Described = [
+            ("listen", self.listen.clone()),
+            ("root", self.root.display().to_string()),
+            ("users", self.users.display().to_string()),
+            ("fsync", self.fsync.to_string()),
+            ("tls", format!("{:?}", self.tls)),
+            ("home_mode", format!("{:04o}", self.home_mode)),
+            ("file_mode", format!("{:04o}", self.file_mode)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        out.extend(reload::fields("limits", &self.limits));
+        out
+    }
 }
 
 /// What the server speaks.
-#[derive(Debug)]
-enum TlsSetting {
+#[derive(Debug, Clone)]
+pub(super) enum TlsSetting {
     /// TLS with these files; `configured` when named by an option or the
     /// configuration file (then they must exist), otherwise the self-signed
     /// pair beside the users file, created at first start.
@@ -105,7 +134,7 @@ enum TlsSetting {
 }
 
 impl ServeArgs {
-    fn settings(&self) -> anyhow::Result<Settings> {
+    pub(super) fn settings(&self) -> anyhow::Result<Settings> {
         let file = match &self.config {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
@@ -149,6 +178,15 @@ impl ServeArgs {
             .or(file.users.clone())
             .unwrap_or_else(|| "./users.toml".into());
         let tls = self.tls_setting(&file, &users)?;
+        let mode = |arg: &Option<String>, key: &Option<String>, name, dir| match arg
+            .as_ref()
+            .or(key.as_ref())
+        {
+            Some(text) => config::parse_mode(text, name, dir),
+            None => Ok(if dir { 0o700 } else { 0o600 }),
+        };
+        let home_mode = mode(&self.home_mode, &file.home_mode, "home_mode", true)?;
+        let file_mode = mode(&self.file_mode, &file.file_mode, "file_mode", false)?;
         Ok(Settings {
             listen: self
                 .listen
@@ -164,6 +202,8 @@ impl ServeArgs {
             tls,
             users,
             limits,
+            home_mode,
+            file_mode,
         })
     }
 }
@@ -213,21 +253,28 @@ fn transport(setting: &TlsSetting) -> anyhow::Result<(Transport, Option<Arc<Relo
 pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     init_logging();
-    if !settings.users.exists() {
+    // Everything that can fail is checked before anything is created.
+    check::root(&settings.root)?;
+    check::tls(&settings.tls)?;
+    let listener = check::bind(&settings.listen)?;
+    let users = if settings.users.exists() {
+        Users::load(&settings.users)?
+    } else {
         create_first_user(&settings.users)?;
-    }
-    let users = Users::load(&settings.users)?;
+        Users::load(&settings.users)?
+    };
     if users.is_empty() {
         tracing::warn!("the users file has no users: add one with `ftp-server user add NAME`");
     }
     let (transport, reloading) = transport(&settings.tls)?;
     let storage = FsStorage::open(&settings.root)
         .with_context(|| format!("cannot open the storage root {}", settings.root.display()))?
-        .with_fsync(settings.fsync);
+        .with_fsync(settings.fsync)
+        .with_modes(settings.home_mode, settings.file_mode);
     let shared = Arc::new(Shared {
         storage,
         users,
-        limits: settings.limits,
+        limits: settings.limits.clone(),
         lockouts: Default::default(),
         log_limit: Default::default(),
         quotas: Default::default(),
@@ -238,93 +285,31 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let listener = tokio::net::TcpListener::bind(&settings.listen)
-            .await
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
         if let Some(reloading) = &reloading {
-            reloading.watch().context("cannot watch SIGHUP")?;
+            reloading.watch();
         } else if !addr.ip().is_loopback() {
             tracing::warn!(
                 %addr,
                 "serving WITHOUT TLS on a non-loopback address: logins, file names and contents cross the network in clear and can be altered on the way"
             );
         }
+        Reloader {
+            running: settings.described(),
+            reread: Box::new(move || Ok(args.settings()?.described())),
+            shared: shared.clone(),
+            certificate: reloading.clone(),
+        }
+        .watch()
+        .context("cannot watch SIGHUP")?;
         println!("listening on {addr}");
         tracing::info!(%addr, root = %settings.root.display(), fsync = settings.fsync, "serving");
         crate::run(listener, shared, shutdown).await;
         anyhow::Ok(())
     })
-}
-
-/// `check-config`: everything `serve` would load, without serving.
-pub(super) fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
-    let settings = args.settings()?;
-    let users = Users::load(&settings.users)?;
-    if settings.root.exists() && !settings.root.is_dir() {
-        bail!(
-            "the storage root {} is not a directory",
-            settings.root.display()
-        );
-    }
-    // `serve` creates the root and its missing parents: the nearest
-    // existing one must be a directory.
-    let existing = settings
-        .root
-        .ancestors()
-        .find(|p| p.as_os_str().is_empty() || p.exists());
-    if let Some(p) = existing.filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
-        bail!(
-            "the storage root {} cannot be created: {} is not a directory",
-            settings.root.display(),
-            p.display()
-        );
-    }
-    check_listen(&settings.listen)?;
-    match &settings.tls {
-        TlsSetting::Tls { files, configured }
-            if *configured || files.cert.exists() || files.key.exists() =>
-        {
-            let checked = tls::inspect::check(files)?;
-            println!(
-                "TLS certificate {} ({}), valid until {}, fingerprint: {}",
-                files.cert.display(),
-                checked.subject,
-                checked.not_after,
-                checked.loaded.fingerprint
-            );
-        }
-        TlsSetting::Tls { files, .. } => println!(
-            "TLS: a self-signed certificate will be created at {} on first start",
-            files.cert.display()
-        ),
-        TlsSetting::InsecurePlaintext => {
-            println!("TLS: off (insecure_plaintext): sessions cross the network in clear")
-        }
-    }
-    println!(
-        "configuration is valid: listen {}, root {}, {} user(s) in {}, fsync {}",
-        settings.listen,
-        settings.root.display(),
-        users.len(),
-        settings.users.display(),
-        if settings.fsync { "on" } else { "off" }
-    );
-    Ok(())
-}
-
-/// `HOST:PORT` with a port number (`[v6]:PORT` for IPv6 addresses).
-fn check_listen(listen: &str) -> anyhow::Result<()> {
-    if listen.parse::<std::net::SocketAddr>().is_ok() {
-        return Ok(());
-    }
-    let valid = listen.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
-    });
-    if !valid {
-        bail!("listen = {listen:?} is not HOST:PORT with a port number");
-    }
-    Ok(())
 }
 
 /// Completes at the first Ctrl-C or SIGTERM. The handlers are installed

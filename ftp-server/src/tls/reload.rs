@@ -1,5 +1,5 @@
 //! The certificate in use, and its replacement without a restart: on
-//! SIGHUP, and when the certificate or key file changes (checked every few
+//! SIGHUP (see [`crate::reload`]), and when the certificate or key file changes (checked every few
 //! seconds), the pair is loaded again; a pair that does not load is logged
 //! and the previous one kept. Sessions already running keep their TLS state;
 //! new connections get the new certificate.
@@ -71,11 +71,12 @@ impl Reloading {
     }
 
     /// Loads the files again (`force`), or only when they changed since the
-    /// last load. Logs the outcome; a failure keeps the current pair.
-    pub fn reload(&self, force: bool) {
+    /// last load. Logs the outcome; a failure keeps the current pair. The
+    /// outcome in a few words ("unchanged", "reloaded, fingerprint ...").
+    pub fn reload(&self, force: bool) -> String {
         let now = stamp(&self.files);
         if !force && now == self.current.read().unwrap_or_else(|p| p.into_inner()).stamp {
-            return;
+            return "unchanged".to_owned();
         }
         match load(&self.files) {
             Ok(loaded) => {
@@ -86,8 +87,9 @@ impl Reloading {
                 drop(current);
                 if changed {
                     tracing::info!(%fingerprint, "TLS certificate reloaded");
+                    format!("reloaded, fingerprint {fingerprint}")
                 } else {
-                    tracing::info!(%fingerprint, "TLS certificate reloaded (unchanged)");
+                    "unchanged".to_owned()
                 }
             }
             Err(e) => {
@@ -98,30 +100,25 @@ impl Reloading {
                     .unwrap_or_else(|p| p.into_inner())
                     .stamp = now;
                 tracing::error!("keeping the previous TLS certificate: {e:#}");
+                "refused, previous certificate kept".to_owned()
             }
         }
     }
 
-    /// Reloads on every SIGHUP and whenever the files change, until the
-    /// runtime ends.
-    pub fn watch(self: &Arc<Self>) -> anyhow::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = signal(SignalKind::hangup())?;
+    /// Reloads whenever the files change, until the runtime ends (SIGHUP is
+    /// [`crate::reload`]'s).
+    pub fn watch(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
             let mut poll = tokio::time::interval(POLL);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                let force = tokio::select! {
-                    _ = hup.recv() => true,
-                    _ = poll.tick() => false,
-                };
+                poll.tick().await;
                 let this = this.clone();
                 // Reading files is blocking work.
-                let _ = tokio::task::spawn_blocking(move || this.reload(force)).await;
+                let _ = tokio::task::spawn_blocking(move || this.reload(false)).await;
             }
         });
-        Ok(())
     }
 }
 

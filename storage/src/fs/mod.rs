@@ -53,14 +53,22 @@ pub struct FsStorage {
     root: Arc<Dir>,
     incoming: Arc<Dir>,
     durable: bool,
+    home_mode: u32,
+    file_mode: u32,
 }
 
 impl FsStorage {
     /// Creates `root` if missing, opens it once, creates `root/.incoming/` and
     /// removes whatever a previous run left there (stale temps from a crash).
     pub fn open(root: &Path) -> Result<FsStorage, StorageError> {
-        let opened = std::fs::create_dir_all(root)
-            .and_then(|()| Dir::open_ambient_dir(root, ambient_authority()));
+        let opened = {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+        }
+        .and_then(|()| Dir::open_ambient_dir(root, ambient_authority()));
         let root_dir = opened.map_err(|e| {
             tracing::error!(root = %root.display(), error = %e, "cannot open the storage root");
             StorageError::from(e)
@@ -83,7 +91,18 @@ impl FsStorage {
             root: Arc::new(root_dir),
             incoming: Arc::new(incoming),
             durable: true,
+            home_mode: 0o700,
+            file_mode: 0o600,
         })
+    }
+
+    /// The modes new homes (and their directories) and new files get
+    /// [default: 0700 and 0600, owner only]; the umask still applies.
+    /// Existing homes and files keep theirs.
+    pub fn with_modes(mut self, home_mode: u32, file_mode: u32) -> FsStorage {
+        self.home_mode = home_mode;
+        self.file_mode = file_mode;
+        self
     }
 
     /// With `false`, uploads are published without waiting for the disk
@@ -128,7 +147,9 @@ impl Storage for FsStorage {
 
     fn home(&self, user: &str) -> Result<FsHome, StorageError> {
         validate_user_name(user)?;
-        match self.root.create_dir(user) {
+        let mut builder = DirBuilder::new();
+        builder.mode(self.home_mode);
+        match self.root.create_dir_with(user, &builder) {
             Ok(()) => tracing::info!(user, "created home"),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e.into()),
@@ -139,6 +160,7 @@ impl Storage for FsStorage {
             incoming: Arc::clone(&self.incoming),
             user: user.to_owned(),
             durable: self.durable,
+            file_mode: self.file_mode,
         })
     }
 }
@@ -150,6 +172,7 @@ pub struct FsHome {
     incoming: Arc<Dir>,
     user: String,
     durable: bool,
+    file_mode: u32,
 }
 
 /// Opens a directory beneath `home`; the empty path is the home itself.
@@ -275,7 +298,7 @@ impl FsHome {
     /// Creates a fresh temp file `<user>.<16 hex>.part` in the temp area.
     fn create_temp(&self) -> Result<(String, std::fs::File), StorageError> {
         let mut options = OpenOptions::new();
-        options.write(true).create_new(true).mode(0o644);
+        options.write(true).create_new(true).mode(self.file_mode);
         for _ in 0..8 {
             let mut random = [0u8; 8];
             getrandom::fill(&mut random).map_err(|e| {

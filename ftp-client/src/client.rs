@@ -5,6 +5,9 @@
 //! for replies, and many requests can be in flight at once (pipelining).
 //! File transfers live in [`crate::transfer`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use ftp_shared::codec::{ClientCodec, MAX_FRAME};
 use ftp_shared::message::{DigestAlgorithm, Entry, MAGIC, PROTOCOL_VERSION};
 use ftp_shared::scram::{ChannelBinding, ClientFirst, ScramKeys, TLS_EXPORTER_LEN};
@@ -18,9 +21,30 @@ use crate::ClientError;
 use crate::tls::{self, Transport};
 use crate::wire::{Reader, Writer};
 
-/// How long opening a TCP connection may take (a host that drops packets
-/// would otherwise keep a command waiting for minutes).
-pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long any one wait on the server may take by default: the TCP
+/// connect, the TLS handshake, each reply and each frame of a transfer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The wait bound in force, in milliseconds (see [`set_timeout`]).
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
+
+/// Sets how long any one wait on the server may take (`--timeout`): a
+/// server that stops answering then fails the command instead of hanging it.
+pub fn set_timeout(timeout: Duration) {
+    let ms = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// How long any one wait on the server may take.
+pub fn timeout() -> Duration {
+    Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
+/// The most entries one listing may have: a server whose listing never
+/// ends fails it instead of filling the memory.
+pub const MAX_LISTING_ENTRIES: usize = 1_000_000;
 
 /// Login keys that stand in for the password with one server: the salt and
 /// iteration count they were derived with, and ClientKey/ServerKey.
@@ -56,7 +80,7 @@ impl Client {
     /// Connects to `addr` (`HOST:PORT`), sets up `transport` (the TLS
     /// handshake and the check of the server's certificate) and exchanges
     /// hellos. The TCP connect and the TLS handshake each get
-    /// [`CONNECT_TIMEOUT`] (a question about a new host, none).
+    /// [`timeout`] (a question about a new host, none).
     pub async fn connect(addr: &str, transport: &Transport) -> Result<Client, ClientError> {
         let tcp = tcp_connect(addr).await?;
         let (stream, channel_binding) = match transport {
@@ -213,11 +237,12 @@ impl Client {
                 path: path.to_string(),
             })
             .await?;
+        let what = format!("List {}", display_path(path));
         let mut all = Vec::new();
         loop {
-            match self.reply().await? {
+            match next_reply_to(&mut self.reader, &what).await? {
                 Response::Entries { entries, more } => {
-                    all.extend(entries);
+                    add_entries(&mut all, entries, path)?;
                     if !more {
                         break;
                     }
@@ -302,14 +327,15 @@ impl Client {
     }
 }
 
-/// A TCP connection to `addr` with `TCP_NODELAY`, within [`CONNECT_TIMEOUT`].
+/// A TCP connection to `addr` with `TCP_NODELAY`, within [`timeout`].
 async fn tcp_connect(addr: &str) -> Result<TcpStream, ClientError> {
-    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr));
+    let limit = timeout();
+    let connecting = tokio::time::timeout(limit, TcpStream::connect(addr));
     let tcp = match connecting.await {
         Ok(connected) => connected,
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()),
+            format!("no answer in {}", seconds(limit)),
         )),
     }
     .map_err(|source| ClientError::Connect {
@@ -320,8 +346,62 @@ async fn tcp_connect(addr: &str) -> Result<TcpStream, ClientError> {
     Ok(tcp)
 }
 
-/// The next response; an `Error` becomes a [`ClientError`].
+/// `path` as shown in a message (the home for `""`), escaped.
+fn display_path(path: &str) -> String {
+    if path.is_empty() {
+        "the home".into()
+    } else {
+        ftp_shared::text::escape(path).to_string()
+    }
+}
+
+/// `limit` as a person reads it: "30 s", "1.5 s".
+pub(crate) fn seconds(limit: Duration) -> String {
+    format!("{} s", limit.as_secs_f64())
+}
+
+/// Appends a page of a listing of `path`, within [`MAX_LISTING_ENTRIES`].
+pub(crate) fn add_entries(
+    all: &mut Vec<Entry>,
+    entries: Vec<Entry>,
+    path: &str,
+) -> Result<(), ClientError> {
+    if all.len().saturating_add(entries.len()) > MAX_LISTING_ENTRIES {
+        return Err(ClientError::TooMuch(format!(
+            "the listing of {} has more than {MAX_LISTING_ENTRIES} entries",
+            display_path(path)
+        )));
+    }
+    all.extend(entries);
+    Ok(())
+}
+
+/// The next response, within [`timeout`]; an `Error` becomes a
+/// [`ClientError`].
 pub(crate) async fn next_reply(reader: &mut Reader) -> Result<Response, ClientError> {
+    next_reply_to(reader, "the last request").await
+}
+
+/// [`next_reply`], naming the request waited on (`what`, e.g. "List docs")
+/// in the error of a timeout.
+pub(crate) async fn next_reply_to(
+    reader: &mut Reader,
+    what: &str,
+) -> Result<Response, ClientError> {
+    let limit = timeout();
+    match tokio::time::timeout(limit, next_reply_untimed(reader)).await {
+        Ok(reply) => reply,
+        Err(_) => Err(ClientError::TimedOut {
+            limit: seconds(limit),
+            waiting: format!("the server's reply to {what}"),
+        }),
+    }
+}
+
+/// The next response, however long it takes: for a reply that comes only
+/// after a transfer of unknown length (an upload's), whose progress is
+/// bounded elsewhere.
+pub(crate) async fn next_reply_untimed(reader: &mut Reader) -> Result<Response, ClientError> {
     match reader.next().await {
         Some(Ok(Response::Error { code, message })) => Err(match code {
             ErrorCode::AUTH_FAILED => ClientError::AuthFailed,

@@ -18,11 +18,18 @@ pub enum ClientError {
     #[error("connection to the server lost: {}", io_message(.0))]
     Connection(#[source] std::io::Error),
     /// The server refused the request; `message` is the server's (shown escaped).
-    #[error("remote: {}", escape(message))]
+    #[error("remote: {}", shown(message))]
     Remote { code: ErrorCode, message: String },
+    /// The server did not answer in time (`--timeout`).
+    #[error("timed out after {limit} waiting for {waiting}")]
+    TimedOut { limit: String, waiting: String },
+    /// The server sent more than the client takes (a listing too long, a
+    /// tree too deep or too large); nothing more was asked.
+    #[error("refused: {0}")]
+    TooMuch(String),
     /// The server refused the session at its start (too busy, another
     /// protocol version); `message` is the server's (shown escaped).
-    #[error("{addr} refused the session: {}", escape(message))]
+    #[error("{addr} refused the session: {}", shown(message))]
     Refused {
         addr: String,
         code: ErrorCode,
@@ -92,7 +99,7 @@ pub enum ClientError {
     /// The login was bound to a TLS channel that is not the server's.
     /// `message` is the server's (for a mismatch: "the channel binding did
     /// not match: someone may be intercepting this connection").
-    #[error("login refused: {}", escape(message))]
+    #[error("login refused: {}", shown(message))]
     ChannelBinding { message: String },
     /// The server showed the expected certificate without holding its key.
     #[error(
@@ -104,7 +111,41 @@ pub enum ClientError {
     OutsideHome { path: String },
 }
 
+/// The most characters of a server's message shown.
+const MAX_SHOWN: usize = 512;
+
+/// A server's text as shown to a person: escaped, and cut after
+/// [`MAX_SHOWN`] characters.
+fn shown(message: &str) -> String {
+    let cut = match message.char_indices().nth(MAX_SHOWN) {
+        Some((at, _)) => &message[..at],
+        None => message,
+    };
+    let mut text = escape(cut).to_string();
+    if cut.len() < message.len() {
+        text.push_str(&format!(
+            " [{} more bytes not shown]",
+            message.len() - cut.len()
+        ));
+    }
+    text
+}
+
 impl ClientError {
+    /// Whether the session cannot go on after this error: the connection
+    /// is gone, or the client stopped reading replies it can no longer
+    /// match to its requests (a reply that does not fit, a timeout, a
+    /// listing refused midway).
+    pub fn ends_session(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connection(_)
+                | ClientError::Protocol(_)
+                | ClientError::TimedOut { .. }
+                | ClientError::TooMuch(_)
+        )
+    }
+
     /// The server's error code, when the server refused the request.
     pub fn remote_code(&self) -> Option<ErrorCode> {
         match self {
@@ -122,6 +163,8 @@ impl ClientError {
             ClientError::Connect { .. }
             | ClientError::Refused { .. }
             | ClientError::Connection(_)
+            | ClientError::TimedOut { .. }
+            | ClientError::TooMuch(_)
             | ClientError::Protocol(_) => 3,
             ClientError::Remote {
                 code: ErrorCode::TIMEOUT | ErrorCode::SHUTTING_DOWN,

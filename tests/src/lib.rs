@@ -53,6 +53,7 @@ use std::time::Duration;
 
 pub mod bins;
 pub mod client;
+pub mod fake_server;
 pub mod files;
 pub mod hostile;
 pub mod planted;

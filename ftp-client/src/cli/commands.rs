@@ -21,7 +21,7 @@ use super::output::{
 };
 use crate::remote_path::{self, display, file_name, join};
 use crate::transfer::Outcome;
-use crate::transfer::tree::{make_local_dirs, unsafe_local_name};
+use crate::transfer::get_tree::{make_local_dirs, unsafe_local_name};
 use crate::{Client, ClientError, GetItem, PutItem, SavedKeys, Secret, Target, Transport};
 
 /// Why a command failed.

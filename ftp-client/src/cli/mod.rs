@@ -39,7 +39,9 @@ Exit status:
      recursive transfer could not be copied
   2  usage error: unknown command, bad options or arguments
   3  cannot connect to the server, the server refused the session (busy)
-     or ended it (idle timeout, shutdown), or the connection was lost
+     or ended it (idle timeout, shutdown) before the work was done, the
+     connection was lost, the server did not answer within --timeout, or
+     it sent more than the client takes (a listing or tree too large)
   4  login failed: wrong password, stale saved keys, or no credentials
   5  the server's identity could not be established: an unknown host not
      accepted, a changed certificate, or a channel binding that did not
@@ -104,6 +106,19 @@ struct Global {
     /// server authentication beyond the login; only on a network you trust.
     #[arg(long, global = true)]
     insecure_plaintext: bool,
+    /// How long any one wait on the server may take, in seconds: the
+    /// connect, the TLS handshake, each reply, each piece of a download.
+    #[arg(long, global = true, env = "FTP_TIMEOUT", value_name = "SECS",
+          default_value = "30", value_parser = parse_timeout)]
+    timeout: std::time::Duration,
+}
+
+/// A `--timeout`: a positive number of seconds, at most a day.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err("a number of seconds, more than 0 and at most 86400".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +157,7 @@ struct NoCredentials(String);
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::client::set_timeout(cli.global.timeout);
     let output = Output {
         json: cli.global.json,
         quiet: cli.global.quiet,
@@ -230,10 +246,16 @@ async fn one_shot(global: &Global, target: Option<Target>, cmd: &RemoteCmd, outp
         Ok(()) => 0,
         Err(failure) => failure.report(output, cmd.name()),
     };
-    match remote.quit().await {
-        Err(e) if code == 0 => report(Err(e.into())),
-        _ => code,
+    // The work is done (or failed) by now: a server that says goodbye
+    // instead of answering the Quit (shutting down, or gone) changes
+    // nothing about it.
+    if let Err(e) = remote.quit().await
+        && code == 0
+        && !output.quiet
+    {
+        eprintln!("note: the session did not end cleanly ({e}); the command completed");
     }
+    code
 }
 
 async fn login(global: &Global, target: &Target) -> anyhow::Result<()> {

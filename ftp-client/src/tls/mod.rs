@@ -158,14 +158,13 @@ pub async fn handshake(
     // afterwards has none.
     let connecting =
         tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, ReadAhead::new(tcp));
-    let connected = tokio::time::timeout(crate::client::CONNECT_TIMEOUT, connecting)
-        .await
-        .map_err(|_| {
-            tls_error(format!(
-                "no TLS handshake in {} s",
-                crate::client::CONNECT_TIMEOUT.as_secs()
-            ))
-        })?;
+    let limit = crate::client::timeout();
+    let connected = tokio::time::timeout(limit, connecting).await.map_err(|_| {
+        tls_error(format!(
+            "timed out after {} waiting for the TLS handshake",
+            crate::client::seconds(limit)
+        ))
+    })?;
     let verdict = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
     let tls = match connected {
         Ok(tls) => tls,

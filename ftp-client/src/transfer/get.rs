@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::put::hash_exactly;
 use super::{Outcome, Progress, QUEUE, by_windows};
-use crate::client::{next_reply, unexpected};
+use crate::client::{next_reply_to, unexpected};
 use crate::{Client, ClientError};
 
 /// One file to download.
@@ -236,7 +236,7 @@ impl Client {
                 .await;
             match result {
                 // The connection is gone: what arrived stays for a resume.
-                Err(e @ (ClientError::Connection(_) | ClientError::Protocol(_))) => return Some(e),
+                Err(e) if e.ends_session() => return Some(e),
                 result => results.push(result),
             }
         }
@@ -250,7 +250,8 @@ impl Client {
         part: Part,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<u64, ClientError> {
-        let size = match next_reply(&mut self.reader).await {
+        let what = format!("Get {}", ftp_shared::text::escape(&item.remote));
+        let size = match next_reply_to(&mut self.reader, &what).await {
             Ok(Response::FileStart { size }) => size,
             Ok(other) => return Err(unexpected(other)),
             Err(e) => {
@@ -276,7 +277,7 @@ impl Client {
         let mut received = offset;
         // The digest, a refusal, a lost connection or a reply that does not fit.
         let claimed = loop {
-            match next_reply(&mut self.reader).await {
+            match next_reply_to(&mut self.reader, &what).await {
                 Ok(Response::Data(data)) => {
                     received += data.len() as u64;
                     if received > size {
@@ -304,9 +305,10 @@ impl Client {
             .await
             .map_err(|e| ClientError::Protocol(format!("writing the file failed: {e}")))?;
         // What arrived before the connection broke stays for a resume.
-        if let Err(e @ (ClientError::Connection(_) | ClientError::Protocol(_))) = claimed {
-            return Err(e);
-        }
+        let claimed = match claimed {
+            Err(e) if e.ends_session() => return Err(e),
+            claimed => claimed,
+        };
         let discard = || {
             let _ = std::fs::remove_file(&part_path);
         };

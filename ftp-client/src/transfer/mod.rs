@@ -9,14 +9,16 @@
 //! still covers the whole file.
 
 pub mod get;
+pub mod get_tree;
 pub mod put;
 pub mod tree;
 
 use crate::ClientError;
 
 pub use get::GetItem;
+pub use get_tree::{GetTree, make_local_dirs};
 pub use put::PutItem;
-pub use tree::{GetTree, PutTree, make_local_dirs};
+pub use tree::PutTree;
 
 /// Files of this size or more are resumed automatically when the server kept
 /// part of an earlier upload of them.

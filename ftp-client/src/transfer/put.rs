@@ -15,7 +15,7 @@ use ftp_shared::{Digest, Request, Response};
 use tokio::sync::mpsc;
 
 use super::{Outcome, Progress, QUEUE, RESUME_MIN, by_windows};
-use crate::client::{next_reply, unexpected};
+use crate::client::{next_reply_untimed, unexpected};
 use crate::wire::{Reader, Writer};
 use crate::{Client, ClientError};
 
@@ -334,7 +334,9 @@ async fn receive_all(
     results: &mut [Option<Result<(), ClientError>>],
 ) -> Result<(), ClientError> {
     while let Some(i) = expected.recv().await {
-        let result = match next_reply(reader).await {
+        // The reply comes after the whole file was sent, however long that
+        // takes; a server that stops reading stalls the sending half instead.
+        let result = match next_reply_untimed(reader).await {
             Ok(Response::Ok) => Ok(()),
             Ok(other) => return Err(unexpected(other)),
             Err(e @ ClientError::Remote { .. }) => Err(e),

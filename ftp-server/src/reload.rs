@@ -47,7 +47,7 @@ impl<S: Send + Sync + 'static> Reloader<S> {
                 removed,
                 changed,
             } => parts.push(format!(
-                "users: {users} ({added} added, {removed} removed, {changed} changed)"
+                "users: {users} users ({added} added, {removed} removed, {changed} changed)"
             )),
             Reload::Refused(why) => {
                 tracing::error!("reload: users file refused, previous users kept: {why}");

@@ -47,6 +47,7 @@ fn attack(
             let (addr, pin) = (server.addr(), server.fingerprint());
             std::thread::spawn(move || {
                 let mut conn = RawConn::connect_addr(addr, pin);
+                conn.hello();
                 conn.login(user, password).unwrap();
                 pipelined_uploads(&mut conn, &format!("{user}{s}"), 150)
             })

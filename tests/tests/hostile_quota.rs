@@ -70,14 +70,15 @@ fn no_rename_nests_a_tree_beyond_the_limits() {
     mkdir_p(&mut conn, "small/a/b").unwrap();
     conn.rename("small", "t5/1/2/small")
         .expect("within the limits");
-    // A long name is checked like depth: 60 components of 60 bytes is
-    // within the depth limit but not within 4095 bytes once moved deeper.
-    let long: Vec<String> = (0..60).map(|i| format!("{i:060}")).collect();
-    mkdir_p(&mut conn, &long[..3].join("/")).unwrap();
-    let parent: String = long[3..60].join("/");
+    // Length is checked like depth: a tree of four 200-byte names moved
+    // under 18 of them stays within 64 components but not within 4095 bytes.
+    let long = |c: char| c.to_string().repeat(200);
+    let tree = ["a", "b", "c", "d"].map(|n| long(n.chars().next().unwrap()));
+    mkdir_p(&mut conn, &tree.join("/")).unwrap();
+    let parent = vec![long('p'); 18].join("/");
     mkdir_p(&mut conn, &parent).unwrap();
-    let moved = conn.rename(&long[0], &format!("{parent}/x"));
-    assert!(moved.is_err(), "the moved tree would pass 4095 bytes");
+    let moved = conn.rename(&tree[0], &format!("{parent}/x")).unwrap_err();
+    assert_eq!(code_of(&moved), Some(ErrorCode::INVALID_PATH), "{moved:?}");
     assert!(depth_on_disk(&server.home("alice")) <= 64);
     // Uploads measure nothing more: they still work at once.
     assert_eq!(
@@ -179,13 +180,15 @@ fn bytes_kept_for_resumes_count_against_the_quota_also_after_a_restart() {
         code_of(&conn.expect_reply()),
         Some(ErrorCode::QUOTA_EXCEEDED)
     );
+    // Ends the refused upload (no reply of its own).
+    conn.send(&Request::PutCancel).unwrap();
     conn.remove("new.bin").unwrap();
     // A resume takes its kept bytes over and needs room for the rest only.
     conn.send_put("cut0.bin", 500_000, 400_000);
     conn.send(&Request::Data(Bytes::copy_from_slice(&file[400_000..])))
         .unwrap();
     conn.send(&Request::PutEnd {
-        digest: blake3_of(&file),
+        digest: sha256_of(&file),
     })
     .unwrap();
     assert_eq!(conn.expect_reply(), Response::Ok);
@@ -200,10 +203,19 @@ fn bytes_kept_for_resumes_count_against_the_quota_also_after_a_restart() {
     server.assert_healthy();
 }
 
-fn blake3_of(data: &[u8]) -> ftp_shared::Digest {
-    let mut hasher = ftp_shared::message::Hasher::new(DigestAlgorithm::Blake3);
+fn digest_of(algorithm: DigestAlgorithm, data: &[u8]) -> ftp_shared::Digest {
+    let mut hasher = ftp_shared::message::Hasher::new(algorithm);
     hasher.update(data);
     hasher.finish()
+}
+
+fn blake3_of(data: &[u8]) -> ftp_shared::Digest {
+    digest_of(DigestAlgorithm::Blake3, data)
+}
+
+/// In the algorithm `RawConn::send_put` announces.
+fn sha256_of(data: &[u8]) -> ftp_shared::Digest {
+    digest_of(DigestAlgorithm::Sha256, data)
 }
 
 /// Waits until the one upload temp holds `bytes` bytes.
@@ -228,6 +240,7 @@ fn concurrent_publishes_and_replacements_never_pass_the_quota() {
             let pin = server.fingerprint();
             std::thread::spawn(move || {
                 let mut conn = RawConn::connect_addr(addr, pin);
+                conn.hello();
                 conn.login("alice", ALICE_PASSWORD).unwrap();
                 let mut stored = 0;
                 for round in 0..6u64 {
@@ -297,7 +310,7 @@ fn partial_right_after_a_cut_reports_the_kept_bytes() {
         let mut done = again;
         let rest = random_bytes(11, 700_000);
         let whole: Vec<u8> = head.iter().chain(rest.iter()).copied().collect();
-        let digest = blake3_of(&whole);
+        let digest = sha256_of(&whole);
         done.send_put(&path, 1_000_000, 300_000);
         for chunk in rest.chunks(CHUNK_SIZE) {
             done.send(&Request::Data(Bytes::copy_from_slice(chunk)))
@@ -349,8 +362,9 @@ fn a_fresh_upload_that_fails_keeps_what_an_earlier_one_kept() {
 fn uploads_over_hard_linked_files_are_refused_like_downloads() {
     let server = TestServer::start();
     let home = server.home("alice");
+    std::fs::create_dir_all(&home).unwrap();
     std::fs::write(home.join("a.txt"), b"original").unwrap();
-    std::fs::hard_link(home.join("a.txt"), server.base().join("outside/linked.txt")).unwrap();
+    std::fs::hard_link(home.join("a.txt"), home.join("linked.txt")).unwrap();
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
     let get = conn.get("a.txt").unwrap_err();
     assert_eq!(code_of(&get), Some(ErrorCode::NOT_A_FILE));
@@ -360,8 +374,7 @@ fn uploads_over_hard_linked_files_are_refused_like_downloads() {
     assert_eq!(code_of(&big), Some(ErrorCode::NOT_A_FILE), "{big:?}");
     assert_eq!(std::fs::read(home.join("a.txt")).unwrap(), b"original");
     drop(conn);
-    std::fs::remove_file(server.base().join("outside/linked.txt")).unwrap();
-    std::fs::remove_file(home.join("a.txt")).unwrap();
+    std::fs::remove_file(home.join("linked.txt")).unwrap();
     server.assert_healthy();
 }
 

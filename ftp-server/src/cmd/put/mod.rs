@@ -23,6 +23,7 @@
 //! `IS_A_DIRECTORY`, `NOT_A_FILE`, ...) and, for a resume, the kept bytes
 //! (`BAD_OFFSET`).
 
+mod unsettled;
 mod write;
 
 pub use write::hash_reader;
@@ -42,6 +43,7 @@ use crate::error::CmdError;
 use crate::handles::Handle;
 use crate::outbox::{Finished, Outbox};
 use crate::quota::UserQuota;
+use unsettled::Unsettled;
 use write::{SMALL_FILE, Sink};
 
 /// What the client asked for.
@@ -284,52 +286,6 @@ async fn handle<H: Home>(
             quota.handles().acquire(&quota.user, limits)
         }
         Err(e) => Err(e),
-    }
-}
-
-/// Logs an upload that ends without being handed to the outbox exactly
-/// once, also when the session is dropped in the middle of it (a shutdown's
-/// grace period ran out).
-struct Unsettled {
-    user: String,
-    path: String,
-    done: bool,
-}
-
-impl Unsettled {
-    fn new(user: &str, path: &str) -> Unsettled {
-        Unsettled {
-            user: user.to_owned(),
-            path: path.to_owned(),
-            done: false,
-        }
-    }
-
-    fn settled(&mut self) {
-        self.done = true;
-    }
-
-    fn failed(&mut self, received: u64, kept: u64, error: &CmdError) {
-        self.done = true;
-        tracing::info!(
-            user = %self.user,
-            path = %log_text(&self.path),
-            received,
-            kept,
-            "upload failed: {error}"
-        );
-    }
-}
-
-impl Drop for Unsettled {
-    fn drop(&mut self) {
-        if !self.done {
-            tracing::info!(
-                user = %self.user,
-                path = %log_text(&self.path),
-                "upload abandoned: the session ended in the middle of it"
-            );
-        }
     }
 }
 

@@ -134,7 +134,13 @@ impl Tables {
 impl Lockouts {
     /// Whether `user` from `ip` is refused now: its pair or its address is
     /// locked, or the table is full and cannot record them (fail closed).
-    pub fn is_locked(&self, user: &str, ip: IpAddr, limits: &Limits) -> bool {
+    ///
+    /// The address's counter locks the names its failures were counted for:
+    /// names not in the users file, and known names that found no room for a
+    /// pair of their own. A known name that has (or would get) a pair is
+    /// locked by its pair only, so guessing made-up names from an address
+    /// does not lock out the real users behind it.
+    pub fn is_locked(&self, user: &str, ip: IpAddr, known: bool, limits: &Limits) -> bool {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if t.full() {
@@ -142,8 +148,10 @@ impl Lockouts {
         }
         let pair = t.pairs.get(&(user.to_string(), ip));
         let address = t.addresses.get(&ip);
+        let counted_by_address = !known
+            || (pair.is_none() && t.pairs_of.get(&ip).copied().unwrap_or(0) >= PAIRS_PER_ADDRESS);
         pair.is_some_and(|c| locked(c, limits, now))
-            || address.is_some_and(|c| locked(c, limits, now))
+            || (counted_by_address && address.is_some_and(|c| locked(c, limits, now)))
             || (t.full() && pair.is_none() && address.is_none())
     }
 

@@ -20,14 +20,17 @@ fn locks_the_pair_only_and_expires() {
     assert!(!table.failed("alice", a, true, &limits).locked);
     assert!(!table.failed("alice", a, true, &limits).locked);
     assert!(table.failed("alice", a, true, &limits).locked);
-    assert!(table.is_locked("alice", a, &limits));
-    assert!(!table.is_locked("alice", b, &limits));
-    assert!(!table.is_locked("bob", a, &limits));
+    assert!(table.is_locked("alice", a, true, &limits));
+    assert!(!table.is_locked("alice", b, true, &limits));
+    assert!(!table.is_locked("bob", a, true, &limits));
     std::thread::sleep(Duration::from_millis(250));
-    assert!(!table.is_locked("alice", a, &limits), "the lock expires");
+    assert!(
+        !table.is_locked("alice", a, true, &limits),
+        "the lock expires"
+    );
     assert!(!table.failed("alice", a, true, &limits).locked);
     table.succeeded("alice", a);
-    assert!(!table.is_locked("alice", a, &limits));
+    assert!(!table.is_locked("alice", a, true, &limits));
 }
 
 #[test]
@@ -42,10 +45,14 @@ fn unknown_names_take_one_entry_per_address_and_lock_it() {
     assert_eq!(t.pairs.len() + t.addresses.len(), 1);
     drop(t);
     assert!(
-        table.is_locked("alice", a, &limits),
-        "the address is locked"
+        table.is_locked("made-up-5000", a, false, &limits),
+        "the address is locked for names not in the users file"
     );
-    assert!(!table.is_locked("alice", ip("10.0.0.2"), &limits));
+    assert!(
+        !table.is_locked("alice", a, true, &limits),
+        "a real user behind the address is not"
+    );
+    assert!(!table.is_locked("made-up-1", ip("10.0.0.2"), false, &limits));
 }
 
 #[test]
@@ -64,7 +71,7 @@ fn a_full_table_fails_closed() {
         }
     }
     let newcomer = ip("192.168.7.7");
-    assert!(table.is_locked("alice", newcomer, &limits));
+    assert!(table.is_locked("alice", newcomer, true, &limits));
     assert!(table.failed("alice", newcomer, true, &limits).locked);
 }
 

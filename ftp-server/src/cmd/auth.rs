@@ -77,7 +77,7 @@ pub async fn login<S: Storage>(
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        let locked = shared.lockouts.is_locked(&user, ip, &shared.limits);
+        let locked = shared.lockouts.is_locked(&user, ip, known, &shared.limits);
         let exchange = ServerFirst::new(&parsed, creds);
         conn.send(Response::AuthChallenge {
             server_first: exchange.message(),

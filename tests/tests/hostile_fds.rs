@@ -59,7 +59,7 @@ fn attack(
 const LIMIT: u64 = 600;
 
 #[test]
-fn one_user_pipelining_many_sessions_gets_busy_and_others_are_served() {
+fn sessions_of_two_users_pipelining_stay_within_their_share_and_others_are_served() {
     let dir = ServerDir::with_users(&[
         ("alice", ALICE_PASSWORD),
         ("bob", BOB_PASSWORD),
@@ -124,5 +124,48 @@ fn one_user_pipelining_many_sessions_gets_busy_and_others_are_served() {
             assert_eq!(std::fs::read(entry.path()).unwrap(), want.as_bytes());
         }
     }
+    server.assert_healthy();
+}
+
+#[test]
+fn uploads_past_a_users_open_files_are_refused_busy_and_others_go_on() {
+    let dir = ServerDir::with_users(&[("alice", ALICE_PASSWORD), ("bob", BOB_PASSWORD)]);
+    let config = dir.write_config("[limits]\nmax_open_files_per_user = 8\n");
+    let server = dir.start_args(&["--config", config.to_str().unwrap()]);
+    let mut held = Vec::new();
+    for i in 0..12 {
+        let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+        conn.send_put(&format!("big{i}.bin"), 1_000_000, 0);
+        conn.send(&Request::Data(Bytes::from(vec![7u8; 100_000])))
+            .unwrap();
+        if i < 8 {
+            tests::wait_until(tests::POLL_DEADLINE, "the upload's temp file", || {
+                server.upload_temps().len() == i + 1
+            });
+            held.push(conn);
+        } else {
+            match conn.expect_reply() {
+                Response::Error { code, message } => {
+                    assert_eq!(code, ErrorCode::BUSY, "{message}");
+                    assert!(message.contains("too many files open"), "{message}");
+                }
+                other => panic!("the 9th open file of a user got {other:?}"),
+            }
+            conn.send(&Request::PutCancel).unwrap();
+            // The session goes on.
+            assert!(conn.stat("big0.bin").is_err());
+        }
+    }
+    assert_eq!(server.upload_temps().len(), 8);
+    // Another user is served meanwhile.
+    let mut bob = RawConn::connect_login(&server, "bob", BOB_PASSWORD);
+    let data = tests::random_bytes(3, 200_000);
+    assert_eq!(bob.put("b.bin", &data, None), Response::Ok);
+    assert_eq!(bob.get("b.bin").unwrap(), data);
+    drop(bob);
+    for conn in held {
+        conn.cut();
+    }
+    server.wait_uploads_settled(&[100_000; 8]);
     server.assert_healthy();
 }

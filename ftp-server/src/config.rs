@@ -28,6 +28,7 @@
 //! lockout_failures = 10
 //! lockout_secs = 900
 //! shutdown_grace_secs = 30
+//! max_unauthenticated_per_address = 16
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,7 @@ pub struct LimitsFile {
     pub lockout_failures: Option<u32>,
     pub lockout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
+    pub max_unauthenticated_per_address: Option<usize>,
 }
 
 impl ConfigFile {
@@ -119,6 +121,9 @@ impl ConfigFile {
             lockout_failures: f.lockout_failures.unwrap_or(d.lockout_failures),
             lockout: secs(f.lockout_secs, d.lockout),
             shutdown_grace: secs(f.shutdown_grace_secs, d.shutdown_grace),
+            max_unauthenticated_per_address: f
+                .max_unauthenticated_per_address
+                .unwrap_or(d.max_unauthenticated_per_address),
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct Limits {
     pub lockout: Duration,
     /// How long running transfers may go on after a shutdown request.
     pub shutdown_grace: Duration,
+    /// Connections from one IP address that have not logged in yet, at once;
+    /// one more replaces that address's least advanced, oldest one.
+    pub max_unauthenticated_per_address: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +54,7 @@ impl Default for Limits {
             lockout_failures: 10,
             lockout: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(30),
+            max_unauthenticated_per_address: 16,
         }
     }
 }
@@ -70,6 +74,10 @@ impl Limits {
             ("transfer_timeout", self.transfer_timeout.as_millis()),
             ("max_auth_failures", self.max_auth_failures as u128),
             ("lockout_failures", self.lockout_failures as u128),
+            (
+                "max_unauthenticated_per_address",
+                self.max_unauthenticated_per_address as u128,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {

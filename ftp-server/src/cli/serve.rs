@@ -77,6 +77,10 @@ pub(super) struct ServeArgs {
     /// Seconds running transfers may go on after SIGTERM or Ctrl-C [default: 30].
     #[arg(long, value_name = "SECONDS")]
     shutdown_grace: Option<u64>,
+    /// Connections from one IP address not yet logged in, at once; one more
+    /// replaces that address's least advanced, oldest one [default: 16].
+    #[arg(long)]
+    max_unauthenticated_per_address: Option<usize>,
 }
 
 /// What `serve` runs with: the command line over the configuration file over
@@ -138,6 +142,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.shutdown_grace {
             limits.shutdown_grace = secs(v);
+        }
+        if let Some(v) = self.max_unauthenticated_per_address {
+            limits.max_unauthenticated_per_address = v;
         }
         limits
             .check()

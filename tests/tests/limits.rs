@@ -315,6 +315,7 @@ fn check_config_refuses_zero_limits() {
         "idle_timeout_secs",
         "max_auth_failures",
         "lockout_failures",
+        "max_unauthenticated_per_address",
     ] {
         let config = dir.write_config(&format!("[limits]\n{key} = 0\n"));
         let out = check_config(&config, &dir.users_path());

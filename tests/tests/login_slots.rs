@@ -301,3 +301,26 @@ fn a_full_server_replaces_waiting_connections_but_never_logged_in_ones() {
     drop((first, second, third, fourth));
     server.assert_healthy();
 }
+
+#[test]
+fn an_address_over_its_share_replaces_only_its_own_connections() {
+    let dir = ServerDir::with_users(tests::DEFAULT_USERS);
+    let config = dir.write_config("[limits]\nmax_unauthenticated_per_address = 2\n");
+    let config = config.to_str().unwrap().to_owned();
+    let server = dir.start_args(&["--config", &config]);
+    let mut other = hello_from(&server, "127.0.0.1").expect("a waiting slot");
+    let first = hello_from(&server, "127.0.0.2").expect("a waiting slot");
+    let second = hello_from(&server, "127.0.0.2").expect("a waiting slot");
+    // The third from 127.0.0.2 replaces that address's oldest, nobody else's.
+    let third = hello_from(&server, "127.0.0.2").expect("a waiting slot");
+    assert_eq!(
+        first.expect_closed_with_error("the replaced connection"),
+        Some(ErrorCode::BUSY)
+    );
+    assert!(!closed(&second) && !closed(&third));
+    other
+        .login("alice", ALICE_PASSWORD)
+        .expect("the other address's connection was not replaced");
+    drop((second, third, other));
+    server.assert_healthy();
+}

@@ -4,6 +4,10 @@
 //! Waiting connections cannot hold their slots against everyone else: when
 //! the waiting slots (or all slots) are full, a newcomer takes the place of
 //! the least advanced waiting connection, the oldest first, which is closed.
+//! Only connections that made no progress for [`STALLED`] are candidates
+//! while there are any; otherwise (a churn of fresh connections) the one
+//! whose last progress is the oldest goes, so that a client going through
+//! its handshake is not replaced by the next connection of a flood.
 //! An address over its share of waiting slots only ever replaces its own, so
 //! one address cannot push out the others. Logged-in sessions are never
 //! replaced: when every slot is taken by one, the newcomer is refused, as it
@@ -13,12 +17,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::Limits;
+
+/// A waiting connection without progress for this long is stalled.
+pub const STALLED: Duration = Duration::from_secs(1);
 
 /// How far a waiting connection has come; the least advanced goes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,6 +64,8 @@ impl Refusal {
 #[derive(Debug)]
 pub struct Admission {
     state: Mutex<State>,
+    /// The origin of [`Ticket::since`].
+    epoch: Instant,
     max_total: usize,
     max_per_address: usize,
     max_waiting: usize,
@@ -77,6 +87,8 @@ struct State {
 struct Ticket {
     ip: IpAddr,
     progress: AtomicU8,
+    /// Milliseconds from [`Admission::epoch`] to the last progress.
+    since: AtomicU64,
     /// Set (under the table's lock) when the slot went to a newcomer; the
     /// connection's counts went with it.
     evicted: AtomicBool,
@@ -95,6 +107,7 @@ impl Admission {
     pub fn new(limits: &Limits) -> Arc<Admission> {
         Arc::new(Admission {
             state: Mutex::default(),
+            epoch: Instant::now(),
             max_total: limits.max_connections,
             max_per_address: limits.max_connections_per_address,
             max_waiting: limits.max_unauthenticated,
@@ -116,10 +129,11 @@ impl Admission {
         // Over its share of waiting slots, an address only replaces its own.
         if state.waiting_per_address.get(&ip).copied().unwrap_or(0) >= self.max_waiting_per_address
         {
-            state.evict(|t| t.ip == ip);
+            state.evict(self.now(), |t| t.ip == ip);
         }
         let waiting = state.waiting.len();
-        if (waiting >= self.max_waiting || state.total >= self.max_total) && !state.evict(|_| true)
+        if (waiting >= self.max_waiting || state.total >= self.max_total)
+            && !state.evict(self.now(), |_| true)
         {
             return Err(Refusal::Full);
         }
@@ -128,6 +142,7 @@ impl Admission {
         let ticket = Arc::new(Ticket {
             ip,
             progress: AtomicU8::new(Progress::Connected as u8),
+            since: AtomicU64::new(self.now()),
             evicted: AtomicBool::new(false),
             cancel: CancellationToken::new(),
         });
@@ -142,6 +157,11 @@ impl Admission {
         })
     }
 
+    /// Milliseconds since the epoch.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Connections counted now: (all, waiting).
     pub fn counts(&self) -> (usize, usize) {
         let state = self.lock();
@@ -150,14 +170,17 @@ impl Admission {
 }
 
 impl State {
-    /// Closes the least advanced, oldest waiting connection that `eligible`
-    /// accepts and gives back its counts; false when there is none.
-    fn evict(&mut self, eligible: impl Fn(&Ticket) -> bool) -> bool {
-        let victim = self
-            .waiting
-            .iter()
-            .filter(|(_, t)| eligible(t))
-            .min_by_key(|(id, t)| (t.progress.load(Ordering::Relaxed), **id))
+    /// Closes the waiting connection that `eligible` accepts and that has
+    /// least to lose (see the module's documentation) and gives back its
+    /// counts; false when there is none.
+    fn evict(&mut self, now: u64, eligible: impl Fn(&Ticket) -> bool) -> bool {
+        let stalled_ms = u64::try_from(STALLED.as_millis()).unwrap_or(u64::MAX);
+        let candidates = || self.waiting.iter().filter(|(_, t)| eligible(t));
+        let stalled = candidates()
+            .filter(|(_, t)| now.saturating_sub(t.since.load(Ordering::Relaxed)) >= stalled_ms)
+            .min_by_key(|(id, t)| (t.progress.load(Ordering::Relaxed), **id));
+        let victim = stalled
+            .or_else(|| candidates().min_by_key(|(id, t)| (t.since.load(Ordering::Relaxed), **id)))
             .map(|(id, _)| *id);
         let Some(ticket) = victim.and_then(|id| self.waiting.remove(&id)) else {
             return false;
@@ -191,9 +214,15 @@ fn decrement(map: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
 impl Slot {
     /// Records how far the connection has come (it never goes back).
     pub fn advance(&self, progress: Progress) {
-        self.ticket
+        let before = self
+            .ticket
             .progress
             .fetch_max(progress as u8, Ordering::Relaxed);
+        if before < progress as u8 {
+            self.ticket
+                .since
+                .store(self.admission.now(), Ordering::Relaxed);
+        }
     }
 
     /// Completes when the slot went to a newcomer: the connection must close.

@@ -135,7 +135,8 @@ fn idle_hellos_from_two_addresses_do_not_keep_a_client_out() {
             // reconnecting each one the server closes.
             let held: Vec<Option<RawConn>> = (0..PER_ADDRESS).map(|_| None).collect();
             let (addr, pin) = (server.addr(), server.fingerprint());
-            std::thread::spawn(move || attack(src, addr, pin, held, &stop, &reconnects))
+            let sources = vec![src.to_string(); PER_ADDRESS];
+            std::thread::spawn(move || attack(&sources, addr, pin, held, &stop, &reconnects))
         })
         .collect();
 
@@ -174,10 +175,10 @@ fn idle_hellos_from_two_addresses_do_not_keep_a_client_out() {
     server.assert_healthy();
 }
 
-/// One attacker from `src`: keeps `held` filled with connections that said
-/// hello until `stop`.
+/// One attacker: keeps `held` filled with connections that said hello (the
+/// one at index i from `sources[i]`) until `stop`.
 fn attack(
-    src: &str,
+    sources: &[String],
     addr: std::net::SocketAddr,
     pin: Option<ftp_shared::tls::Fingerprint>,
     mut held: Vec<Option<RawConn>>,
@@ -189,7 +190,7 @@ fn attack(
         .build()
         .unwrap();
     while !stop.load(Ordering::Relaxed) {
-        for slot in held.iter_mut() {
+        for (slot, src) in held.iter_mut().zip(sources) {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -322,5 +323,50 @@ fn an_address_over_its_share_replaces_only_its_own_connections() {
         .login("alice", ALICE_PASSWORD)
         .expect("the other address's connection was not replaced");
     drop((second, third, other));
+    server.assert_healthy();
+}
+
+#[test]
+fn hellos_from_many_addresses_that_reconnect_at_once_do_not_keep_a_client_out() {
+    const ADDRESSES: usize = 200;
+    const THREADS: usize = 4;
+    const LOGINS: usize = 10;
+    raise_file_limit(1024);
+    let dir = ServerDir::with_users(tests::DEFAULT_USERS);
+    let server = dir.start();
+    let base = descriptors(&server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reconnects = Arc::new(AtomicUsize::new(0));
+    let attackers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (stop, reconnects) = (stop.clone(), reconnects.clone());
+            let sources: Vec<String> = (0..ADDRESSES / THREADS)
+                .map(|i| format!("127.0.2.{}", 10 + t * ADDRESSES / THREADS + i))
+                .collect();
+            let held: Vec<Option<RawConn>> = sources.iter().map(|_| None).collect();
+            let (addr, pin) = (server.addr(), server.fingerprint());
+            std::thread::spawn(move || attack(&sources, addr, pin, held, &stop, &reconnects))
+        })
+        .collect();
+    tests::wait_until(Duration::from_secs(10), "the attack to start", || {
+        reconnects.load(Ordering::Relaxed) >= ADDRESSES
+    });
+    let mut slowest = Duration::ZERO;
+    let mut peak = 0;
+    for _ in 0..LOGINS {
+        slowest = slowest.max(served(&server, "alice", ALICE_PASSWORD));
+        peak = peak.max(descriptors(&server));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.join().unwrap();
+    }
+    eprintln!(
+        "{LOGINS} logins, slowest {slowest:?}; {} attacking connections; \
+         descriptors {base} at start, peak {peak}; rss {} KiB",
+        reconnects.load(Ordering::Relaxed),
+        server.rss_kib()
+    );
+    assert!(peak < base + 128 + 64, "{peak} descriptors");
     server.assert_healthy();
 }

@@ -32,6 +32,7 @@
 //! shutdown_grace_secs = 30
 //! max_open_files_per_user = 256
 //! listing_memory = 33554432        # bytes of listing pages, all connections
+//! max_unauthenticated_per_address = 16
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,7 @@ pub struct LimitsFile {
     pub shutdown_grace_secs: Option<u64>,
     pub max_open_files_per_user: Option<usize>,
     pub listing_memory: Option<usize>,
+    pub max_unauthenticated_per_address: Option<usize>,
 }
 
 impl ConfigFile {
@@ -131,6 +133,9 @@ impl ConfigFile {
                 .max_open_files_per_user
                 .unwrap_or(d.max_open_files_per_user),
             listing_memory: f.listing_memory.unwrap_or(d.listing_memory),
+            max_unauthenticated_per_address: f
+                .max_unauthenticated_per_address
+                .unwrap_or(d.max_unauthenticated_per_address),
         }
     }
 }

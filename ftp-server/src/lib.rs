@@ -20,6 +20,7 @@
 //! through the [`ftp_storage::Storage`] trait, whose filesystem back-end keeps
 //! each user beneath their home.
 
+pub mod admission;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -39,6 +39,9 @@ pub struct Limits {
     /// Bytes that listing pages in memory may take at once, across all
     /// connections; a listing waits for room (then `BUSY`).
     pub listing_memory: usize,
+    /// Connections from one IP address that have not logged in yet, at once;
+    /// one more replaces that address's least advanced, oldest one.
+    pub max_unauthenticated_per_address: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             max_open_files_per_user: 256,
             listing_memory: 32 * 1024 * 1024,
+            max_unauthenticated_per_address: 16,
         }
     }
 }
@@ -83,6 +87,10 @@ impl Limits {
                 self.max_open_files_per_user as u128,
             ),
             ("listing_memory", self.listing_memory as u128),
+            (
+                "max_unauthenticated_per_address",
+                self.max_unauthenticated_per_address as u128,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -1,19 +1,17 @@
-//! The accept loop: one task per connection, a cap on connections, and a
-//! graceful shutdown that lets running transfers finish within a grace period.
+//! The accept loop: one task per connection, admitted by
+//! [`crate::admission`], and a graceful shutdown that lets running transfers finish within a grace period.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ftp_shared::ErrorCode;
 use ftp_storage::Storage;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Admission;
 use crate::lockout::Lockouts;
 use crate::log_limit::LogLimit;
 use crate::quota::QuotaBook;
@@ -72,16 +70,16 @@ pub async fn run<S: Storage>(
                 continue;
             }
         };
+        // A full table makes room by closing a connection that has not
+        // logged in (see `admission`); only logged-in sessions refuse.
         match admission.admit(peer.ip()) {
-            Ok(admitted) => {
+            Ok(slot) => {
                 let shared = shared.clone();
                 let stop = stop.clone();
-                sessions.spawn(async move {
-                    session::serve(stream, peer, shared, stop, admitted.unauthenticated).await;
-                    drop(admitted.slots);
-                });
+                sessions.spawn(session::serve(stream, peer, shared, stop, slot));
             }
             Err(why) => {
+                let why = why.message();
                 tracing::warn!(%peer, "refused: {why}");
                 sessions.spawn(refuse_busy(stream, shared.transport.clone(), why));
             }
@@ -113,83 +111,6 @@ fn log_session_end(done: Result<(), tokio::task::JoinError>) {
         && e.is_panic()
     {
         tracing::error!("a session panicked; only its connection was dropped");
-    }
-}
-
-/// Who may connect: a cap on all connections, on connections from one
-/// address, and on connections that have not logged in yet.
-#[derive(Debug)]
-struct Admission {
-    total: Arc<Semaphore>,
-    unauthenticated: Arc<Semaphore>,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    max_per_address: usize,
-}
-
-/// The places a connection holds while it lives.
-#[derive(Debug)]
-struct Admitted {
-    slots: (OwnedSemaphorePermit, AddressSlot),
-    /// Given back by the session once it has logged in.
-    unauthenticated: OwnedSemaphorePermit,
-}
-
-/// One connection counted against its address.
-#[derive(Debug)]
-struct AddressSlot {
-    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Admission {
-    fn new(limits: &Limits) -> Admission {
-        Admission {
-            total: Arc::new(Semaphore::new(limits.max_connections)),
-            unauthenticated: Arc::new(Semaphore::new(limits.max_unauthenticated)),
-            per_address: Arc::default(),
-            max_per_address: limits.max_connections_per_address,
-        }
-    }
-
-    fn admit(&self, ip: IpAddr) -> Result<Admitted, &'static str> {
-        let total = self
-            .total
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| "too many connections")?;
-        let address = {
-            let mut map = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
-            let n = map.entry(ip).or_insert(0);
-            if *n >= self.max_per_address {
-                return Err("too many connections from this address");
-            }
-            *n += 1;
-            AddressSlot {
-                map: self.per_address.clone(),
-                ip,
-            }
-        };
-        let unauthenticated = self
-            .unauthenticated
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| "too many connections waiting to log in")?;
-        Ok(Admitted {
-            slots: (total, address),
-            unauthenticated,
-        })
     }
 }
 

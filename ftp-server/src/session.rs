@@ -10,12 +10,12 @@ use ftp_shared::message::{MAGIC, PROTOCOL_VERSION};
 use ftp_shared::{ErrorCode, Request, Response};
 use ftp_storage::Storage;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::log_limit::Event;
 
+use crate::admission::{Progress, Slot};
 use crate::cmd;
 use crate::connection::Connection;
 use crate::error::CmdError;
@@ -27,13 +27,14 @@ use crate::transport::{AcceptError, accept};
 /// The server's name and version, sent in the hello reply.
 pub const SERVER_NAME: &str = concat!("ftp-server ", env!("CARGO_PKG_VERSION"));
 
-/// Runs one connection to its end.
+/// Runs one connection to its end, holding `slot` while it lives; until the
+/// login, a newcomer may take the slot, which closes the connection.
 pub async fn serve<S: Storage>(
     tcp: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared<S>>,
     stop: CancellationToken,
-    unauthenticated: OwnedSemaphorePermit,
+    slot: Slot,
 ) {
     let span = tracing::info_span!("session", %peer);
     async move {
@@ -42,6 +43,7 @@ pub async fn serve<S: Storage>(
         let accepted = tokio::select! {
             accepted = tokio::time::timeout_at(deadline, accept(tcp, &shared.transport)) => accepted,
             _ = stop.cancelled() => return,
+            _ = slot.evicted() => return replaced(),
         };
         let stream = match accepted {
             Ok(Ok(stream)) => stream,
@@ -49,8 +51,9 @@ pub async fn serve<S: Storage>(
             Ok(Err(e)) => return tracing::info!("closed: {e}"),
             Err(_) => return tracing::info!("closed: handshake timeout (TLS)"),
         };
+        slot.advance(Progress::Transport);
         let mut conn = Connection::new(stream, peer, shared.limits.transfer_timeout);
-        if let Err(e) = run(&mut conn, &shared, &stop, deadline, unauthenticated).await {
+        if let Err(e) = run(&mut conn, &shared, &stop, deadline, &slot).await {
             if let Some(reply) = e.reply()
                 && conn.send(reply).await.is_ok()
             {
@@ -84,20 +87,28 @@ async fn run<S: Storage>(
     shared: &Arc<Shared<S>>,
     stop: &CancellationToken,
     deadline: tokio::time::Instant,
-    unauthenticated: OwnedSemaphorePermit,
+    slot: &Slot,
 ) -> Result<(), CmdError> {
     let handshake = tokio::time::timeout_at(deadline, async {
         if !hello(conn).await? {
             return Ok(None);
         }
-        cmd::auth::login(conn, shared).await
+        slot.advance(Progress::Hello);
+        cmd::auth::login(conn, shared, slot).await
     });
     let user = tokio::select! {
         user = handshake => user??,
         _ = stop.cancelled() => return Err(shutting_down()),
+        _ = slot.evicted() => {
+            replaced();
+            // Told why if that is cheap: never waiting on a peer that does
+            // not read.
+            let busy = Response::error(ErrorCode::BUSY, cmd::auth::REPLACED_MESSAGE);
+            let _ = tokio::time::timeout(REPLACED_REPLY, conn.send(busy)).await;
+            return Ok(());
+        }
     };
     let Some(user) = user else { return Ok(()) };
-    drop(unauthenticated);
     conn.logged_in();
 
     let opener = shared.clone();
@@ -210,6 +221,15 @@ async fn run<S: Storage>(
             outbox.reply(conn, e.response()).await?;
         }
     }
+}
+
+/// How long that message may take to go out.
+const REPLACED_REPLY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Logs that a newcomer took this connection's slot before it logged in
+/// (it is closed without a reply).
+fn replaced() {
+    tracing::debug!("closed: replaced by a newer connection before logging in");
 }
 
 fn shutting_down() -> CmdError {

@@ -164,7 +164,8 @@ fn sigterm_aborts_an_upload_that_outlasts_the_grace_period() {
 fn connections_over_the_limit_are_told_busy() {
     let dir = tests::ServerDir::with_users(tests::DEFAULT_USERS);
     let server = dir.start_args(&["--max-connections", "2"]);
-    let first = RawConn::connect_hello(&server);
+    // Both logged in: a connection waiting to log in would be replaced.
+    let first = RawConn::connect_login(&server, "bob", tests::BOB_PASSWORD);
     let mut second = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
     let third = RawConn::connect(&server);
     assert_eq!(

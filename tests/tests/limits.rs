@@ -315,6 +315,7 @@ fn check_config_refuses_zero_limits() {
         "idle_timeout_secs",
         "max_auth_failures",
         "lockout_failures",
+        "max_unauthenticated_per_address",
     ] {
         let config = dir.write_config(&format!("[limits]\n{key} = 0\n"));
         let out = check_config(&config, &dir.users_path());
@@ -552,10 +553,11 @@ fn command_line_cap_wins_while_the_files_other_cap_applies() {
     let first = RawConn::connect_hello(&server);
     let second = RawConn::connect_hello(&server);
     // The third is within the per-address cap of 3 but over the file's cap
-    // on connections waiting to log in.
-    assert_busy(RawConn::connect(&server), "log in");
+    // on connections waiting to log in: it replaces the oldest.
+    let third = RawConn::connect_hello(&server);
+    assert_busy(first, "replaced");
     // The health check needs a slot of its own.
-    drop((first, second));
+    drop((second, third));
     server.assert_healthy();
 }
 
@@ -609,28 +611,27 @@ fn unauthenticated_cap_counts_only_connections_not_logged_in() {
 
     // A logged-in session does not count...
     let mut logged = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
-    // (its slot is given back just after AuthOk: poll for the first waiter)
-    let mut waiting_one = admitted(&server, "after a login");
-    let waiting_two = RawConn::connect_hello(&server);
-    // ...but two that only said hello hold both slots.
-    assert_busy(RawConn::connect(&server), "log in");
-    // A waiter that leaves gives its slot back.
-    drop(waiting_two);
-    let waiting_three = admitted(&server, "after a waiter left");
-    assert_busy(RawConn::connect(&server), "log in");
+    let waiting_one = RawConn::connect_hello(&server);
+    let mut waiting_two = RawConn::connect_hello(&server);
+    // ...but two that only said hello hold both slots: a third replaces
+    // the oldest (told BUSY), not the logged-in session.
+    let mut waiting_three = RawConn::connect_hello(&server);
+    assert_busy(waiting_one, "replaced");
     assert!(logged.is_alive());
 
-    // A waiting connection that logs in frees its slot for the next one.
-    waiting_one
+    // A waiting connection that logs in frees its slot: the next one
+    // replaces nobody.
+    waiting_two
         .login("bob", BOB_PASSWORD)
         .expect("bob logs in on a waiting connection");
-    let next = admitted(&server, "after a waiter logged in");
-    assert_busy(RawConn::connect(&server), "log in");
-    assert!(waiting_one.is_alive());
+    let next = RawConn::connect_hello(&server);
+    waiting_three
+        .login("alice", ALICE_PASSWORD)
+        .expect("the waiter that was not replaced logs in");
+    assert!(waiting_two.is_alive());
     assert!(logged.is_alive());
-    drop(waiting_three);
     // The health check needs a slot of its own.
-    drop((next, waiting_one, logged));
+    drop((next, waiting_two, waiting_three, logged));
     server.assert_healthy();
 }
 
@@ -771,11 +772,12 @@ fn slow_handshakes_are_cut_while_a_normal_client_is_served() {
 
     for (i, mut conn) in slow.into_iter().enumerate() {
         let replies = conn.expect_closed();
+        // (BUSY: replaced by a newer connection from the same address.)
         assert!(
             matches!(
                 replies.as_slice(),
                 [] | [Response::Error {
-                    code: ErrorCode::TIMEOUT,
+                    code: ErrorCode::TIMEOUT | ErrorCode::BUSY,
                     ..
                 }]
             ),

@@ -84,6 +84,10 @@ pub(super) struct ServeArgs {
     /// Mode of new files, in octal [default: 0600].
     #[arg(long, value_name = "OCTAL")]
     file_mode: Option<String>,
+    /// Connections from one IP address not yet logged in, at once; one more
+    /// replaces that address's least advanced, oldest one [default: 16].
+    #[arg(long)]
+    max_unauthenticated_per_address: Option<usize>,
 }
 
 /// What `serve` runs with: the command line over the configuration file over
@@ -167,6 +171,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.shutdown_grace {
             limits.shutdown_grace = secs(v);
+        }
+        if let Some(v) = self.max_unauthenticated_per_address {
+            limits.max_unauthenticated_per_address = v;
         }
         limits
             .check()

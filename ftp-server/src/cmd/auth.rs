@@ -22,6 +22,7 @@ use ftp_shared::text::log_text;
 use ftp_shared::{ErrorCode, Request, Response};
 use ftp_storage::Storage;
 
+use crate::admission::{Progress, Slot};
 use crate::connection::Connection;
 use crate::error::CmdError;
 use crate::log_limit::Event;
@@ -30,17 +31,28 @@ use crate::server::Shared;
 /// The message of every failed login, whatever the cause.
 pub const AUTH_FAILED_MESSAGE: &str = "authentication failed";
 
+/// The `BUSY` message of a connection whose slot a newcomer took before it
+/// logged in (see [`crate::admission`]).
+pub const REPLACED_MESSAGE: &str =
+    "replaced by a newer connection before logging in, try again later";
+
 /// Runs login attempts until one succeeds (the user's name), the peer leaves
 /// or quits (`None`), or too many attempts failed (an error that closes).
+/// A started attempt is recorded in `slot` (see [`crate::admission`]), and a
+/// successful one leaves the slots of connections waiting to log in.
 pub async fn login<S: Storage>(
     conn: &mut Connection,
     shared: &Arc<Shared<S>>,
+    slot: &Slot,
 ) -> Result<Option<String>, CmdError> {
     let mut failures = 0;
     loop {
         let client_first = match conn.read().await? {
             None => return Ok(None),
-            Some(Request::AuthStart { client_first }) => client_first,
+            Some(Request::AuthStart { client_first }) => {
+                slot.advance(Progress::AuthStart);
+                client_first
+            }
             Some(Request::Quit) => {
                 conn.send(Response::Ok).await?;
                 return Ok(None);
@@ -108,6 +120,10 @@ pub async fn login<S: Storage>(
         };
         match (verdict, reason) {
             (Ok(server_final), None) => {
+                // The slot stops being replaceable before AuthOk goes out.
+                if !slot.logged_in() {
+                    return Err(CmdError::fatal(ErrorCode::BUSY, REPLACED_MESSAGE));
+                }
                 shared.lockouts.succeeded(&user, ip);
                 tracing::info!(user = %log_text(&user), "logged in");
                 conn.send(Response::AuthOk { server_final }).await?;

@@ -23,6 +23,7 @@ pub mod credentials;
 pub mod error;
 pub mod known_hosts;
 pub mod remote_path;
+pub mod replies;
 pub mod target;
 pub mod tls;
 pub mod transfer;

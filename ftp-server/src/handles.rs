@@ -63,12 +63,6 @@ impl UserHandles {
             _global: global,
         })
     }
-
-    /// How many handles `user` holds.
-    pub fn held(&self, user: &str) -> usize {
-        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.get(user).copied().unwrap_or(0)
-    }
 }
 
 impl Drop for Handle {

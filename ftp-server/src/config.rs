@@ -33,6 +33,7 @@
 //! max_open_files_per_user = 256
 //! listing_memory = 33554432        # bytes of listing pages, all connections
 //! max_unauthenticated_per_address = 16
+//! lockout_entries = 100000         # per failed-login table
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -80,6 +81,7 @@ pub struct LimitsFile {
     pub max_open_files_per_user: Option<usize>,
     pub listing_memory: Option<usize>,
     pub max_unauthenticated_per_address: Option<usize>,
+    pub lockout_entries: Option<usize>,
 }
 
 impl ConfigFile {
@@ -136,6 +138,7 @@ impl ConfigFile {
             max_unauthenticated_per_address: f
                 .max_unauthenticated_per_address
                 .unwrap_or(d.max_unauthenticated_per_address),
+            lockout_entries: f.lockout_entries.unwrap_or(d.lockout_entries),
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct Limits {
     /// Connections from one IP address that have not logged in yet, at once;
     /// one more replaces that address's least advanced, oldest one.
     pub max_unauthenticated_per_address: usize,
+    /// Entries each failed-login table holds (pairs and addresses, and
+    /// brakes of names); a full table refuses what it cannot record.
+    pub lockout_entries: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +66,7 @@ impl Default for Limits {
             max_open_files_per_user: 256,
             listing_memory: 32 * 1024 * 1024,
             max_unauthenticated_per_address: 16,
+            lockout_entries: 100_000,
         }
     }
 }
@@ -91,6 +95,7 @@ impl Limits {
                 "max_unauthenticated_per_address",
                 self.max_unauthenticated_per_address as u128,
             ),
+            ("lockout_entries", self.lockout_entries as u128),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -62,7 +62,7 @@ fn a_full_table_fails_closed() {
     {
         let mut t = table.tables.lock().unwrap();
         let now = Instant::now();
-        for i in 0..MAX_ENTRIES as u32 {
+        for i in 0..Limits::default().lockout_entries as u32 {
             let fresh = Count {
                 failures: 1,
                 last: now,

@@ -17,7 +17,7 @@
 //!   connections share, so guesses spread over many addresses are slowed
 //!   down without anyone being able to lock the account. A success resets it.
 //!
-//! The tables are bounded ([`MAX_ENTRIES`] entries each). A full failure
+//! The tables are bounded ([`Limits::lockout_entries`] entries each). A full failure
 //! table fails closed: an address or pair it cannot record is refused as
 //! if locked, so filling the table never switches the protection off.
 //! Brakes of names that are not in the users file are the only entries
@@ -31,8 +31,6 @@ use std::time::{Duration, Instant};
 
 use crate::Limits;
 
-/// Entries tracked at the most, per table.
-pub const MAX_ENTRIES: usize = 100_000;
 /// Known-user pairs one address may hold in the failure table.
 pub const PAIRS_PER_ADDRESS: u32 = 16;
 /// Failures of one name (from anywhere) before its brake engages.
@@ -126,8 +124,8 @@ impl Tables {
         self.addresses.retain(|_, c| fresh(c));
     }
 
-    fn full(&self) -> bool {
-        self.pairs.len() + self.addresses.len() >= MAX_ENTRIES
+    fn full(&self, limits: &Limits) -> bool {
+        self.pairs.len() + self.addresses.len() >= limits.lockout_entries
     }
 }
 
@@ -143,7 +141,7 @@ impl Lockouts {
     pub fn is_locked(&self, user: &str, ip: IpAddr, known: bool, limits: &Limits) -> bool {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if t.full() {
+        if t.full(limits) {
             t.expire(limits, now);
         }
         let pair = t.pairs.get(&(user.to_string(), ip));
@@ -152,7 +150,7 @@ impl Lockouts {
             || (pair.is_none() && t.pairs_of.get(&ip).copied().unwrap_or(0) >= PAIRS_PER_ADDRESS);
         pair.is_some_and(|c| locked(c, limits, now))
             || (counted_by_address && address.is_some_and(|c| locked(c, limits, now)))
-            || (t.full() && pair.is_none() && address.is_none())
+            || (t.full(limits) && pair.is_none() && address.is_none())
     }
 
     /// How long an attempt on `user` must wait for the name's brake; the
@@ -178,14 +176,14 @@ impl Lockouts {
         let t = &mut *guard;
         let now = Instant::now();
         let braked = self.count_brake(t, user, known, limits, now);
-        if t.full() {
+        if t.full(limits) {
             t.expire(limits, now);
         }
         let key = (user.to_string(), ip);
         let has_pair = t.pairs.contains_key(&key);
         let pairs_here = t.pairs_of.get(&ip).copied().unwrap_or(0);
         let locked = if known && (has_pair || pairs_here < PAIRS_PER_ADDRESS) {
-            if !has_pair && t.full() {
+            if !has_pair && t.full(limits) {
                 true
             } else {
                 if !has_pair {
@@ -197,7 +195,7 @@ impl Lockouts {
                 };
                 count(t.pairs.entry(key).or_insert(fresh), limits, now)
             }
-        } else if !t.addresses.contains_key(&ip) && t.full() {
+        } else if !t.addresses.contains_key(&ip) && t.full(limits) {
             true
         } else {
             let fresh = Count {
@@ -218,10 +216,10 @@ impl Lockouts {
         now: Instant,
     ) -> bool {
         let idle = limits.lockout.max(BRAKE_MAX);
-        if !t.brakes.contains_key(user) && t.brakes.len() >= MAX_ENTRIES {
+        if !t.brakes.contains_key(user) && t.brakes.len() >= limits.lockout_entries {
             t.brakes
                 .retain(|_, b| b.known && now.duration_since(b.last) < idle);
-            if t.brakes.len() >= MAX_ENTRIES {
+            if t.brakes.len() >= limits.lockout_entries {
                 return false;
             }
         }
@@ -257,5 +255,4 @@ impl Lockouts {
 }
 
 #[cfg(test)]
-#[path = "lockout_tests.rs"]
 mod tests;

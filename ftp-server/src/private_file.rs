@@ -14,8 +14,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir)?;
-    // Created with `mode` (never wider for a moment), removed on any failure.
+    // Created with `mode` (never wider for a moment), removed on any failure,
+    // named `.<name>.<random>` so that it tells what it will become.
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(&dir)?;
     tmp.write_all(bytes)?;

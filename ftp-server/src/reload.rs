@@ -46,8 +46,9 @@ impl<S: Send + Sync + 'static> Reloader<S> {
                 added,
                 removed,
                 changed,
+                unlocked,
             } => parts.push(format!(
-                "users: {users} users ({added} added, {removed} removed, {changed} changed)"
+                "users: {users} users ({added} added, {removed} removed, {changed} changed, {unlocked} unlocked)"
             )),
             Reload::Refused(why) => {
                 tracing::error!("reload: users file refused, previous users kept: {why}");

@@ -8,15 +8,20 @@
 //! iterations = 600000
 //! stored_key = "<hex SHA-256(ClientKey)>"
 //! server_key = "<hex HMAC(SaltedPassword, 'Server Key')>"
+//! unlocked_at_ms = 1764689400123   # optional: `ftp-server user unlock`
 //! ```
+//!
+//! `unlocked_at_ms` (Unix time in milliseconds) lifts every lock and brake
+//! of the user whose last failure came no later (see [`crate::lockout`]).
 //!
 //! The file is written atomically (temp file, fsync, rename) with mode 0600.
 //! A running server notices a changed file at the next login and reloads it
 //! (see [`crate::users_reload`]), so `ftp-server user add` takes effect
 //! without a restart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use ftp_shared::scram::{self, StoredCredentials};
@@ -38,6 +43,8 @@ struct UserEntry {
     iterations: u32,
     stored_key: String,
     server_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unlocked_at_ms: Option<u64>,
 }
 
 impl UsersFile {
@@ -106,10 +113,11 @@ impl UsersFile {
         self.users.contains_key(name)
     }
 
-    /// Adds or replaces a user.
+    /// Adds a user or replaces their credentials (an unlock stays).
     pub fn set(&mut self, name: &str, creds: &StoredCredentials) -> anyhow::Result<()> {
         ftp_storage::validate_user_name(name)
             .with_context(|| format!("{name:?} is not a valid user name"))?;
+        let unlocked_at_ms = self.users.get(name).and_then(|e| e.unlocked_at_ms);
         self.users.insert(
             name.to_string(),
             UserEntry {
@@ -117,9 +125,35 @@ impl UsersFile {
                 iterations: creds.iterations,
                 stored_key: hex::encode(creds.stored_key),
                 server_key: hex::encode(creds.server_key),
+                unlocked_at_ms,
             },
         );
         Ok(())
+    }
+
+    /// Records that `name`'s locks made up to `at` are lifted; false when
+    /// there is no such user.
+    pub fn unlock(&mut self, name: &str, at: SystemTime) -> bool {
+        let Some(entry) = self.users.get_mut(name) else {
+            return false;
+        };
+        let ms = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        entry.unlocked_at_ms = Some(u64::try_from(ms).unwrap_or(u64::MAX));
+        true
+    }
+
+    /// When each unlocked user was last unlocked.
+    pub fn unlocks(&self) -> HashMap<String, SystemTime> {
+        self.users
+            .iter()
+            .filter_map(|(name, e)| {
+                let at = UNIX_EPOCH.checked_add(Duration::from_millis(e.unlocked_at_ms?))?;
+                Some((name.clone(), at))
+            })
+            .collect()
     }
 
     /// Removes a user; false when there was none.

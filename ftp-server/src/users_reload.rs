@@ -13,7 +13,7 @@
 //! and the fake credentials, always computed), so the time of the challenge
 //! does not tell which names exist.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -56,6 +56,8 @@ pub enum Reload {
         added: usize,
         removed: usize,
         changed: usize,
+        /// Users unlocked (`ftp-server user unlock`) since the last load.
+        unlocked: usize,
     },
     /// The previous users are kept; why (retried at a later login).
     Refused(String),
@@ -80,6 +82,8 @@ struct Loaded {
     typical_iterations: u32,
     /// Users whose credentials changed while this server ran.
     changed: HashSet<String>,
+    /// When each unlocked user was last unlocked.
+    unlocks: HashMap<String, SystemTime>,
 }
 
 impl Users {
@@ -91,6 +95,11 @@ impl Users {
             path: path.to_path_buf(),
             state: RwLock::new(loaded),
         })
+    }
+
+    /// The users file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// How many users there are.
@@ -113,6 +122,11 @@ impl Users {
             Some(creds) => (creds.clone(), true),
             None => (fake, false),
         }
+    }
+
+    /// When `user` was last unlocked by `ftp-server user unlock`.
+    pub fn unlocked_at(&self, user: &str) -> Option<SystemTime> {
+        self.read().unlocks.get(user).copied()
     }
 
     /// Whether `user`'s credentials changed while this server ran (a client
@@ -154,19 +168,32 @@ impl Users {
             }
             changed.retain(|n| next.users.contains_key(n));
             let count = changed.len();
-            Ok((Loaded { changed, ..next }, added, removed, count))
+            let unlocked = next
+                .unlocks
+                .iter()
+                .filter(|(n, at)| state.unlocks.get(*n) != Some(*at))
+                .count();
+            Ok((Loaded { changed, ..next }, added, removed, count, unlocked))
         });
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Ok((loaded, added, removed, changed)) => {
+            Ok((loaded, added, removed, changed, unlocked)) => {
                 let users = loaded.users.len();
-                tracing::info!(users, added, removed, changed, "users file reloaded");
+                tracing::info!(
+                    users,
+                    added,
+                    removed,
+                    changed,
+                    unlocked,
+                    "users file reloaded"
+                );
                 *state = loaded;
                 Reload::Reloaded {
                     users,
                     added,
                     removed,
                     changed,
+                    unlocked,
                 }
             }
             Err(e) => {
@@ -231,6 +258,7 @@ impl Loaded {
             users,
             typical_iterations,
             changed,
+            unlocks: file.unlocks(),
         })
     }
 }

@@ -38,7 +38,8 @@ fn a_file_written_in_place_loads_only_once_settled() {
             users: 0,
             added: 0,
             removed: 1,
-            changed: 0
+            changed: 0,
+            unlocked: 0
         }
     );
     assert!(!users.lookup("alice").1);
@@ -63,7 +64,8 @@ fn a_file_replaced_by_rename_loads_at_once_and_changes_are_noted() {
             users: 3,
             added: 1,
             removed: 0,
-            changed: 1
+            changed: 1,
+            unlocked: 0
         }
     );
     assert!(users.recently_changed("alice"));

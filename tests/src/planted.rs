@@ -89,7 +89,16 @@ pub fn snapshot(base: &Path, skip: &[&Path]) -> BTreeMap<PathBuf, Entry> {
         for entry in std::fs::read_dir(dir).expect("read_dir") {
             let path = entry.expect("entry").path();
             let rel = path.strip_prefix(base).unwrap().to_path_buf();
-            if skip.iter().any(|s| rel == *s) {
+            // A skipped file's temps (`.<name>.<random>`, written beside it
+            // and renamed over it) are skipped too.
+            let temp_of = |s: &Path| {
+                let temp = format!(".{}.", s.file_name().unwrap_or_default().to_string_lossy());
+                rel.parent() == s.parent()
+                    && rel
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(&temp))
+            };
+            if skip.iter().any(|s| rel == *s || temp_of(s)) {
                 continue;
             }
             let ft = path.symlink_metadata().expect("lstat").file_type();

@@ -393,6 +393,13 @@ impl TestServer {
         }
     }
 
+    /// Takes what is outside `root/` now as the state the health check
+    /// compares with, after the scenario itself changed it (say, the users
+    /// file through `ftp-server user ...`).
+    pub fn outside_root_changed_by_test(&mut self) {
+        self.outside_root = outside_root(self.base());
+    }
+
     /// The end-of-scenario check as alice (see [`HealthCheck`]).
     #[track_caller]
     pub fn assert_healthy(&self) {
@@ -607,7 +614,8 @@ impl HealthCheck<'_> {
 /// Everything in the server's directory outside `root/` (the root itself is
 /// skipped even when it is a symlink).
 fn outside_root(base: &Path) -> BTreeMap<PathBuf, Entry> {
-    snapshot(base, &[Path::new("root")])
+    // The server keeps its saved login locks beside the users file.
+    snapshot(base, &[Path::new("root"), Path::new("users.toml.locks")])
 }
 
 /// The paths (relative to `root`) of the entries below a home whose name

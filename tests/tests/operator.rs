@@ -82,7 +82,7 @@ fn sighup_scenario(extra: &[&str]) {
         server.stderr()
     );
     for needle in [
-        "users: 3 users (1 added, 0 removed, 0 changed)",
+        "users: 3 users (1 added, 0 removed, 0 changed, 0 unlocked)",
         "limits.idle_timeout: 300s -> 60s (takes effect at the next start)",
     ] {
         assert!(line.contains(needle), "{needle:?} not in {line:?}");

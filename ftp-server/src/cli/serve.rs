@@ -288,6 +288,7 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         transport,
         listings: Default::default(),
     });
+    crate::lockout::file::restore(&shared);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async {
@@ -314,7 +315,9 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot watch SIGHUP")?;
         println!("listening on {addr}");
         tracing::info!(%addr, root = %settings.root.display(), fsync = settings.fsync, "serving");
-        crate::run(listener, shared, shutdown).await;
+        tokio::spawn(crate::lockout::file::keep_saved(shared.clone()));
+        crate::run(listener, shared.clone(), shutdown).await;
+        crate::lockout::file::save_now(&shared);
         anyhow::Ok(())
     })
 }

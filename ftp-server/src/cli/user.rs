@@ -1,12 +1,15 @@
-//! `ftp-server user add|remove|list|passwd`: the users file.
+//! `ftp-server user add|remove|list|passwd|unlock`: the users file, and
+//! the locks the server keeps beside it.
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ftp_shared::scram::{self, StoredCredentials};
 
+use crate::lockout::file::{self as locks, SavedLock};
 use crate::users::UsersFile;
 
 #[derive(Debug, Args)]
@@ -43,8 +46,15 @@ pub(super) enum UserAction {
         #[command(flatten)]
         users: UsersArg,
     },
-    /// List the users.
+    /// List the users, with the logins locked after repeated failures.
     List {
+        #[command(flatten)]
+        users: UsersArg,
+    },
+    /// Lift a user's login locks and brake now, instead of when they expire
+    /// (a running server applies it at the user's next login).
+    Unlock {
+        name: String,
         #[command(flatten)]
         users: UsersArg,
     },
@@ -84,9 +94,23 @@ pub(super) fn user(action: UserAction) -> anyhow::Result<()> {
             file.save(&users.path)?;
             eprintln!("removed user {name}");
         }
-        UserAction::List { users } => {
-            for name in UsersFile::load(&users.path)?.names() {
-                println!("{name}");
+        UserAction::List { users } => list(&users.path)?,
+        UserAction::Unlock { name, users } => {
+            let mut file = UsersFile::load(&users.path)?;
+            let now = SystemTime::now();
+            let lifted = in_force(&users.path, &file, now)?
+                .into_iter()
+                .filter(|l| l.user.as_deref() == Some(name.as_str()))
+                .map(|l| describe(&l, now))
+                .collect::<Vec<_>>();
+            if !file.unlock(&name, now) {
+                bail!("no user {name:?}");
+            }
+            file.save(&users.path)?;
+            if lifted.is_empty() {
+                eprintln!("{name} was not locked (any login brake on the name is lifted)");
+            } else {
+                eprintln!("unlocked {name}: {}", lifted.join("; "));
             }
         }
         UserAction::Passwd {
@@ -105,6 +129,64 @@ pub(super) fn user(action: UserAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The users, a line each; a locked user's line says from where, for how
+/// long and after how many failures; then the addresses locked for names
+/// not in the users file.
+fn list(path: &Path) -> anyhow::Result<()> {
+    let file = UsersFile::load(path)?;
+    let now = SystemTime::now();
+    let locked = in_force(path, &file, now)?;
+    for name in file.names() {
+        let mine: Vec<String> = locked
+            .iter()
+            .filter(|l| l.user.as_deref() == Some(name))
+            .map(|l| describe(l, now))
+            .collect();
+        if mine.is_empty() {
+            println!("{name}");
+        } else {
+            println!("{name}  (locked: {})", mine.join("; "));
+        }
+    }
+    for l in locked.iter().filter(|l| l.user.is_none()) {
+        println!(
+            "address {} locked for names not in the users file: {}",
+            l.address,
+            describe(l, now)
+        );
+    }
+    Ok(())
+}
+
+/// The locks saved beside the users file that hold now.
+fn in_force(path: &Path, file: &UsersFile, now: SystemTime) -> anyhow::Result<Vec<SavedLock>> {
+    let unlocks = file.unlocks();
+    let all = locks::load(&locks::path_beside(path))?;
+    Ok(all
+        .into_iter()
+        .filter(|l| l.in_force(now, l.user.as_ref().and_then(|u| unlocks.get(u).copied())))
+        .collect())
+}
+
+fn describe(lock: &SavedLock, now: SystemTime) -> String {
+    format!(
+        "from {} for {} more, after {} failures",
+        lock.address,
+        span(lock.remaining(now)),
+        lock.failures
+    )
+}
+
+/// `d` as "14m 2s", "45s", "2h 5m".
+fn span(d: Duration) -> String {
+    let s = d.as_secs().max(1);
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
 }
 
 fn new_credentials(name: &str, args: &PasswordArgs) -> anyhow::Result<StoredCredentials> {

@@ -83,6 +83,11 @@ pub async fn login<S: Storage>(
         let user = parsed.user.clone();
         let ip = conn.peer().ip();
         let (creds, known) = shared.users.lookup(&user);
+        if let Some(unlocked) = shared.users.unlocked_at(&user)
+            && shared.lockouts.forgive(&user, ip, unlocked, &shared.limits)
+        {
+            tracing::info!(user = %log_text(&user), %ip, "lockout lifted by `ftp-server user unlock`");
+        }
         // The name's brake (shared by every connection trying it) runs
         // before the challenge, for known and unknown names alike.
         let wait = shared.lockouts.brake(&user);

@@ -23,11 +23,19 @@
 //! Brakes of names that are not in the users file are the only entries
 //! dropped to make room (forgetting them does not help a guesser of a real
 //! account). A locked login fails exactly like a wrong password.
+//!
+//! The locks in force are saved beside the users file and read back at
+//! start ([`file`]); `ftp-server user unlock NAME` lifts a user's locks and
+//! brake early ([`Lockouts::forgive`]).
+
+pub mod file;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
 
 use crate::Limits;
 
@@ -44,6 +52,18 @@ pub const BRAKE_MAX: Duration = Duration::from_secs(30);
 struct Count {
     failures: u32,
     last: Instant,
+    /// `last` on the wall clock (saved, and compared with unlocks).
+    wall: SystemTime,
+}
+
+impl Count {
+    fn fresh(now: Instant) -> Count {
+        Count {
+            failures: 0,
+            last: now,
+            wall: SystemTime::now(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +72,7 @@ struct Brake {
     last: Instant,
     next: Instant,
     known: bool,
+    wall: SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -75,24 +96,29 @@ pub struct Failure {
 #[derive(Debug, Default)]
 pub struct Lockouts {
     tables: Mutex<Tables>,
+    /// Woken when a lock starts or is lifted, so that the saved locks follow.
+    changes: Notify,
 }
 
 fn locked(c: &Count, limits: &Limits, now: Instant) -> bool {
     c.failures >= limits.lockout_failures && now.duration_since(c.last) < limits.lockout
 }
 
-/// Counts one failure in `c`; true when it is (now) locked.
-fn count(c: &mut Count, limits: &Limits, now: Instant) -> bool {
+/// Counts one failure in `c`: whether it is locked, and whether this
+/// failure started the lock.
+fn count(c: &mut Count, limits: &Limits, now: Instant) -> (bool, bool) {
     if locked(c, limits, now) {
         // Attempts while locked do not extend the lock.
-        return true;
+        return (true, false);
     }
     if now.duration_since(c.last) >= limits.lockout {
         c.failures = 0;
     }
     c.failures += 1;
     c.last = now;
-    c.failures >= limits.lockout_failures
+    c.wall = SystemTime::now();
+    let now_locked = c.failures >= limits.lockout_failures;
+    (now_locked, now_locked)
 }
 
 fn brake_delay(failures: u32) -> Duration {
@@ -122,6 +148,17 @@ impl Tables {
             }
         }
         self.addresses.retain(|_, c| fresh(c));
+    }
+
+    fn remove_pair(&mut self, key: &(String, IpAddr)) -> Option<Count> {
+        let removed = self.pairs.remove(key)?;
+        if let Some(n) = self.pairs_of.get_mut(&key.1) {
+            *n -= 1;
+            if *n == 0 {
+                self.pairs_of.remove(&key.1);
+            }
+        }
+        Some(removed)
     }
 
     fn full(&self, limits: &Limits) -> bool {
@@ -182,28 +219,25 @@ impl Lockouts {
         let key = (user.to_string(), ip);
         let has_pair = t.pairs.contains_key(&key);
         let pairs_here = t.pairs_of.get(&ip).copied().unwrap_or(0);
-        let locked = if known && (has_pair || pairs_here < PAIRS_PER_ADDRESS) {
+        let (locked, started) = if known && (has_pair || pairs_here < PAIRS_PER_ADDRESS) {
             if !has_pair && t.full(limits) {
-                true
+                (true, false)
             } else {
                 if !has_pair {
                     *t.pairs_of.entry(ip).or_default() += 1;
                 }
-                let fresh = Count {
-                    failures: 0,
-                    last: now,
-                };
-                count(t.pairs.entry(key).or_insert(fresh), limits, now)
+                let c = t.pairs.entry(key).or_insert_with(|| Count::fresh(now));
+                count(c, limits, now)
             }
         } else if !t.addresses.contains_key(&ip) && t.full(limits) {
-            true
+            (true, false)
         } else {
-            let fresh = Count {
-                failures: 0,
-                last: now,
-            };
-            count(t.addresses.entry(ip).or_insert(fresh), limits, now)
+            let c = t.addresses.entry(ip).or_insert_with(|| Count::fresh(now));
+            count(c, limits, now)
         };
+        if started {
+            self.changes.notify_one();
+        }
         Failure { locked, braked }
     }
 
@@ -228,12 +262,14 @@ impl Lockouts {
             last: now,
             next: now,
             known,
+            wall: SystemTime::now(),
         });
         if now.duration_since(b.last) >= idle {
             b.failures = 0;
         }
         b.failures = b.failures.saturating_add(1);
         b.last = now;
+        b.wall = SystemTime::now();
         b.known = known;
         !brake_delay(b.failures).is_zero()
     }
@@ -242,15 +278,29 @@ impl Lockouts {
     /// successful login.
     pub fn succeeded(&self, user: &str, ip: IpAddr) {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        if t.pairs.remove(&(user.to_string(), ip)).is_some()
-            && let Some(n) = t.pairs_of.get_mut(&ip)
-        {
-            *n -= 1;
-            if *n == 0 {
-                t.pairs_of.remove(&ip);
-            }
-        }
+        t.remove_pair(&(user.to_string(), ip));
         t.brakes.remove(user);
+    }
+
+    /// Lifts the lock of `user` from `ip` and the name's brake when their
+    /// last failure came no later than `unlocked` (the time of the user's
+    /// last `ftp-server user unlock`); true when a lock in force was lifted.
+    pub fn forgive(&self, user: &str, ip: IpAddr, unlocked: SystemTime, limits: &Limits) -> bool {
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if t.brakes.get(user).is_some_and(|b| b.wall <= unlocked) {
+            t.brakes.remove(user);
+        }
+        let key = (user.to_string(), ip);
+        if t.pairs.get(&key).is_none_or(|c| c.wall > unlocked) {
+            return false;
+        }
+        let lifted = t
+            .remove_pair(&key)
+            .is_some_and(|c| locked(&c, limits, Instant::now()));
+        if lifted {
+            self.changes.notify_one();
+        }
+        lifted
     }
 }
 

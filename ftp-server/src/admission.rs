@@ -8,10 +8,11 @@
 //! while there are any; otherwise (a churn of fresh connections) the one
 //! whose last progress is the oldest goes, so that a client going through
 //! its handshake is not replaced by the next connection of a flood.
-//! An address over its share of waiting slots only ever replaces its own, so
-//! one address cannot push out the others. Logged-in sessions are never
-//! replaced: when every slot is taken by one, the newcomer is refused, as it
-//! is when its address holds its share of all slots.
+//! An address over its share of waiting slots, or at its share of all slots,
+//! only ever replaces its own, so one address cannot push out the others.
+//! Logged-in sessions are never replaced: when every slot is taken by one,
+//! the newcomer is refused, as it is when its address holds its share of all
+//! slots with logged-in sessions only.
 //!
 //! This module is the one place that decides who gets a slot.
 
@@ -123,7 +124,9 @@ impl Admission {
     /// connection if needed.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
         let mut state = self.lock();
-        if state.per_address.get(&ip).copied().unwrap_or(0) >= self.max_per_address {
+        if state.per_address.get(&ip).copied().unwrap_or(0) >= self.max_per_address
+            && !state.evict(self.now(), |t| t.ip == ip)
+        {
             return Err(Refusal::Address);
         }
         // Over its share of waiting slots, an address only replaces its own.

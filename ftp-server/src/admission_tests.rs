@@ -95,17 +95,23 @@ fn logged_in_sessions_are_never_replaced() {
 }
 
 #[test]
-fn the_per_address_cap_refuses_and_counts_logged_in_sessions() {
+fn the_per_address_cap_replaces_its_own_waiting_then_refuses() {
     let admission = table(&limits(10, 2, 10, 10));
     let a = admission.admit(ip(1)).unwrap();
-    let _b = admission.admit(ip(1)).unwrap();
+    let b = admission.admit(ip(1)).unwrap();
+    let _other = admission.admit(ip(2)).unwrap();
+    // At the cap, a newcomer replaces its address's oldest waiting one.
+    let c = admission.admit(ip(1)).unwrap();
+    assert!(is_evicted(&a) && !is_evicted(&b) && !is_evicted(&_other));
+    assert!(!a.logged_in(), "a replaced connection cannot log in");
+    assert!(b.logged_in() && c.logged_in());
+    // Logged-in sessions are never replaced: now the address is refused.
     assert_eq!(admission.admit(ip(1)).unwrap_err(), Refusal::Address);
-    assert!(a.logged_in());
-    assert_eq!(admission.admit(ip(1)).unwrap_err(), Refusal::Address);
-    let _c = admission.admit(ip(2)).unwrap();
     drop(a);
+    assert_eq!(admission.admit(ip(1)).unwrap_err(), Refusal::Address);
+    drop(b);
     let _d = admission.admit(ip(1)).unwrap();
-    assert_eq!(admission.counts(), (3, 3));
+    assert_eq!(admission.counts(), (3, 2));
 }
 
 #[test]

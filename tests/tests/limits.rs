@@ -566,13 +566,20 @@ fn command_line_cap_wins_while_the_files_other_cap_applies() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn per_address_cap_refuses_the_third_and_frees_on_close() {
+fn per_address_cap_replaces_a_waiting_one_then_refuses_and_frees_on_close() {
     let dir = ServerDir::with_users(DEFAULT_USERS);
     let server = dir.start_args(&["--max-connections-per-address", "2"]);
     let first = RawConn::connect_hello(&server);
     let mut second = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);
+    // At the cap, a newcomer takes the place of its address's own connection
+    // that has not logged in (told BUSY), never of a logged-in session.
+    let mut third = RawConn::connect_hello(&server);
+    assert_busy(first, "replaced");
+    third
+        .login("bob", BOB_PASSWORD)
+        .expect("bob in the freed slot");
+    // Logged-in sessions count against their address: now it is refused.
     assert_busy(RawConn::connect(&server), "address");
-    // A logged-in session still counts against its address.
     assert_busy(RawConn::connect(&server), "address");
     assert!(second.is_alive(), "a served session was disturbed");
 
@@ -586,8 +593,9 @@ fn per_address_cap_refuses_the_third_and_frees_on_close() {
     }
 
     // A closed connection gives its slot back; then the cap holds again.
-    first.cut();
-    let third = admitted(&server, "after one of two closed");
+    third.cut();
+    let mut third = admitted(&server, "after one of two closed");
+    third.login("bob", BOB_PASSWORD).expect("bob again");
     assert_busy(RawConn::connect(&server), "address");
     assert!(second.is_alive());
 
@@ -597,7 +605,8 @@ fn per_address_cap_refuses_the_third_and_frees_on_close() {
         assert_busy(RawConn::connect(&server), "address");
     }
     drop(second);
-    let fourth = admitted(&server, "after the logged-in one closed");
+    let mut fourth = admitted(&server, "after the logged-in one closed");
+    fourth.login("alice", ALICE_PASSWORD).expect("alice again");
     assert_busy(RawConn::connect(&server), "address");
     // The health check needs a slot of its own.
     drop((third, fourth));

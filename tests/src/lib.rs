@@ -23,6 +23,7 @@
 //! - [`tls`]: [`RawStream`] (TLS with a pinned certificate, or plain TCP,
 //!   for [`RawConn`]), [`TestCa`] and [`self_signed_pair`] for certificate
 //!   tests.
+//! - [`cut`]: [`cut_upload`], an upload cut off part way.
 //! - [`files`]: test data ([`XorShift`], [`random_bytes`],
 //!   [`write_random_file`]), [`files_equal`], [`temp_dir`], [`wait_until`].
 //! - [`planted`]: the planted tree of the sandbox tests ([`plant`]),
@@ -53,6 +54,7 @@ use std::time::Duration;
 
 pub mod bins;
 pub mod client;
+pub mod cut;
 pub mod fake_server;
 pub mod files;
 pub mod hostile;
@@ -63,6 +65,7 @@ pub mod tls;
 
 pub use bins::{Output, client_bin, run_cmd, server_bin, server_cmd, wait_child};
 pub use client::{ClientEnv, alice, login, no_progress, within};
+pub use cut::cut_upload;
 pub use files::{XorShift, files_equal, random_bytes, temp_dir, wait_until, write_random_file};
 pub use hostile::{decode_escapes, hostile_lines, hostile_paths};
 pub use planted::{

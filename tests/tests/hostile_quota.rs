@@ -6,8 +6,8 @@ use bytes::Bytes;
 use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm};
 use ftp_shared::{ErrorCode, Request, Response};
 use tests::{
-    ALICE_PASSWORD, DEFAULT_USERS, POLL_DEADLINE, RawConn, ServerDir, TestServer, random_bytes,
-    wait_until,
+    ALICE_PASSWORD, DEFAULT_USERS, POLL_DEADLINE, RawConn, ServerDir, TestServer, cut_upload,
+    random_bytes, wait_until,
 };
 
 fn code_of(response: &Response) -> Option<ErrorCode> {
@@ -127,27 +127,19 @@ fn a_tree_made_deep_on_the_host_is_measured_without_recursion() {
     server.assert_healthy();
 }
 
-/// Sends the first `head` bytes of a `size`-byte upload, then cuts.
-fn cut_upload(server: &TestServer, path: &str, size: u64, head: &[u8]) {
-    let mut conn = RawConn::connect_login(server, "alice", ALICE_PASSWORD);
-    conn.send_put(path, size, 0);
-    for chunk in head.chunks(CHUNK_SIZE) {
-        conn.send(&Request::Data(Bytes::copy_from_slice(chunk)))
-            .unwrap();
-    }
-    wait_until(POLL_DEADLINE, "the upload's temp file", || {
-        !server.upload_temps().is_empty()
-    });
-    conn.cut();
-}
-
 #[test]
 fn bytes_kept_for_resumes_count_against_the_quota_also_after_a_restart() {
     let dir = ServerDir::with_users(DEFAULT_USERS);
     let mut server = dir.start_args(&["--quota-bytes", "1000000"]);
     let file = random_bytes(4, 500_000);
     for i in 0..2 {
-        cut_upload(&server, &format!("cut{i}.bin"), 500_000, &file[..400_000]);
+        cut_upload(
+            &server,
+            &format!("cut{i}.bin"),
+            500_000,
+            &file[..400_000],
+            DigestAlgorithm::Sha256,
+        );
         wait_until(POLL_DEADLINE, "the bytes kept", || {
             server.kept_partials().len() == i + 1 && server.upload_temps().is_empty()
         });
@@ -330,7 +322,7 @@ fn partial_right_after_a_cut_reports_the_kept_bytes() {
 fn a_fresh_upload_that_fails_keeps_what_an_earlier_one_kept() {
     let server = TestServer::start();
     let head = random_bytes(12, 300_000);
-    cut_upload(&server, "k.bin", 1_000_000, &head);
+    cut_upload(&server, "k.bin", 1_000_000, &head, DigestAlgorithm::Sha256);
     server.wait_uploads_settled(&[300_000]);
     let kept = server.kept_partials();
     let mut conn = RawConn::connect_login(&server, "alice", ALICE_PASSWORD);

@@ -5,13 +5,10 @@
 
 use std::path::Path;
 
-use bytes::Bytes;
 use ftp_client::PutItem;
-use ftp_shared::Request;
-use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm};
+use ftp_shared::message::DigestAlgorithm;
 use tests::{
-    ALICE_PASSWORD, ClientEnv, POLL_DEADLINE, RawConn, TestServer, alice, files_equal, login,
-    random_bytes, wait_until, within,
+    ALICE_PASSWORD, ClientEnv, TestServer, alice, files_equal, login, random_bytes, within,
 };
 
 /// Size of the uploaded files: above the 1 MiB from which uploads resume.
@@ -19,31 +16,15 @@ const SIZE: usize = 2 * 1024 * 1024 + 12345;
 /// How much of it arrives before the connection is cut.
 const HEAD: usize = 700_000;
 
-/// Starts an upload of `size` bytes to `remote` over a raw connection, sends
-/// `head` (in chunks), cuts the connection once the server has the upload
-/// open, and waits until the server keeps the `head.len()` bytes for a
-/// resume. No other upload may be kept.
-fn cut_upload(server: &TestServer, remote: &str, size: u64, head: &[u8]) {
+/// Cuts an upload of `size` bytes to `remote` after `head` (see
+/// [`tests::cut_upload`]) and waits until the server keeps the
+/// `head.len()` bytes for a resume. No other upload may be kept.
+fn cut_and_keep(server: &TestServer, remote: &str, size: u64, head: &[u8]) {
     assert!(
         server.kept_partials().is_empty(),
         "an upload is already kept"
     );
-    let mut conn = RawConn::connect_login(server, "alice", ALICE_PASSWORD);
-    conn.send(&Request::Put {
-        path: remote.into(),
-        size,
-        offset: 0,
-        algorithm: DigestAlgorithm::Blake3,
-    })
-    .unwrap();
-    for chunk in head.chunks(CHUNK_SIZE) {
-        conn.send(&Request::Data(Bytes::copy_from_slice(chunk)))
-            .unwrap();
-    }
-    wait_until(POLL_DEADLINE, "the upload's temp file", || {
-        !server.upload_temps().is_empty()
-    });
-    conn.cut();
+    tests::cut_upload(server, remote, size, head, DigestAlgorithm::Blake3);
     server.wait_uploads_settled(&[head.len() as u64]);
 }
 
@@ -53,7 +34,7 @@ fn cli_put_resumes_a_cut_upload_of_the_same_file() {
     let local = client.work().join("big.bin");
     let data = random_bytes(0xc0ffee, SIZE);
     std::fs::write(&local, &data).unwrap();
-    cut_upload(&server, "big.bin", SIZE as u64, &data[..HEAD]);
+    cut_and_keep(&server, "big.bin", SIZE as u64, &data[..HEAD]);
     assert!(!server.home("alice").join("big.bin").exists());
 
     client.run(["put", "big.bin"]).assert_success();
@@ -76,7 +57,7 @@ fn cli_put_does_not_resume_when_the_kept_bytes_differ() {
     // Same path, same size, but other first bytes.
     let mut other = data[..HEAD].to_vec();
     other[HEAD / 2] ^= 1;
-    cut_upload(&server, "big.bin", SIZE as u64, &other);
+    cut_and_keep(&server, "big.bin", SIZE as u64, &other);
 
     client.run(["put", "big.bin"]).assert_success();
     assert!(files_equal(&local, &server.home("alice").join("big.bin")));
@@ -93,7 +74,7 @@ fn cli_put_does_not_resume_files_under_one_mib() {
     let size = 1024 * 1024 - 1;
     let data = random_bytes(0x5111, size);
     std::fs::write(client.work().join("small.bin"), &data).unwrap();
-    cut_upload(&server, "small.bin", size as u64, &data[..300_000]);
+    cut_and_keep(&server, "small.bin", size as u64, &data[..300_000]);
 
     client.run(["put", "small.bin"]).assert_success();
     assert_eq!(
@@ -116,7 +97,7 @@ async fn library_put_files_resumes_with_sha256_from_the_kept_offset() {
     // The kept bytes do not depend on the digest algorithm of the cut
     // upload (BLAKE3); the resume below uses SHA-256.
     std::fs::create_dir_all(server.home("alice").join("d")).unwrap();
-    cut_upload(&server, "d/big.bin", SIZE as u64, &data[..HEAD]);
+    cut_and_keep(&server, "d/big.bin", SIZE as u64, &data[..HEAD]);
 
     let mut client = login(&server, "alice", ALICE_PASSWORD).await;
     client.set_digest_algorithm(DigestAlgorithm::Sha256);

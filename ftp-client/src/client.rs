@@ -19,9 +19,7 @@ use crate::tls::{self, Transport};
 use crate::wire::{Reader, Writer};
 
 pub use crate::replies::{DEFAULT_TIMEOUT, MAX_LISTING_ENTRIES, set_timeout, timeout};
-pub(crate) use crate::replies::{
-    add_entries, next_reply, next_reply_to, next_reply_untimed, seconds, unexpected,
-};
+pub(crate) use crate::replies::{add_entries, next_reply, next_reply_to, seconds, unexpected};
 
 /// Login keys that stand in for the password with one server: the salt and
 /// iteration count they were derived with, and ClientKey/ServerKey.

@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ftp_shared::message::Entry;
-use ftp_shared::{ErrorCode, Response};
+use ftp_shared::{CodecError, ErrorCode, Response};
 use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::ClientError;
 use crate::client::display_path;
@@ -71,20 +73,73 @@ pub(crate) async fn next_reply_to(
     what: &str,
 ) -> Result<Response, ClientError> {
     let limit = timeout();
-    match tokio::time::timeout(limit, next_reply_untimed(reader)).await {
-        Ok(reply) => reply,
-        Err(_) => Err(ClientError::TimedOut {
-            limit: seconds(limit),
-            waiting: format!("the server's reply to {what}"),
-        }),
+    match tokio::time::timeout(limit, reader.next()).await {
+        Ok(next) => reply_of(next),
+        Err(_) => Err(reply_timed_out(limit, what)),
     }
 }
 
-/// The next response, however long it takes: for a reply that comes only
-/// after a transfer of unknown length (an upload's), whose progress is
-/// bounded elsewhere.
-pub(crate) async fn next_reply_untimed(reader: &mut Reader) -> Result<Response, ClientError> {
-    match reader.next().await {
+/// Where the sending of pipelined requests stands, for the replies to them:
+/// a reply cannot be due before its request has gone out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sending {
+    /// Requests are still being sent (each write bounded on its own).
+    Busy,
+    /// Everything went out at this moment.
+    Done(Instant),
+    /// The server stopped taking requests: only replies already here count.
+    Stalled,
+}
+
+/// The next response to requests sent while `sending` tells how far they
+/// are: no bound while they are still being sent (the server is taking
+/// them, or the local side is slow), then [`timeout`] from the later of the
+/// moment they had all gone out and the start of this wait. `what` names
+/// the request in the error of a timeout.
+pub(crate) async fn next_reply_once_sent(
+    reader: &mut Reader,
+    sending: &mut watch::Receiver<Sending>,
+    what: &str,
+) -> Result<Response, ClientError> {
+    let (limit, started) = (timeout(), Instant::now());
+    let mut next = reader.next();
+    // When the sender went away without a word.
+    let mut gone = None;
+    loop {
+        let state = gone.unwrap_or(*sending.borrow_and_update());
+        let deadline = match state {
+            Sending::Busy => None,
+            Sending::Done(at) => Some(at.max(started) + limit),
+            Sending::Stalled => Some(started),
+        };
+        if let Some(deadline) = deadline {
+            return match tokio::time::timeout_at(deadline, &mut next).await {
+                Ok(next) => reply_of(next),
+                Err(_) => Err(reply_timed_out(limit, what)),
+            };
+        }
+        tokio::select! {
+            next = &mut next => return reply_of(next),
+            changed = sending.changed() => {
+                if changed.is_err() {
+                    gone = Some(Sending::Done(Instant::now()));
+                }
+            }
+        }
+    }
+}
+
+fn reply_timed_out(limit: Duration, what: &str) -> ClientError {
+    ClientError::TimedOut {
+        limit: seconds(limit),
+        waiting: format!("the server's reply to {what}"),
+    }
+}
+
+/// What the reader yielded, as a reply: an `Error` becomes a
+/// [`ClientError`], the end of the stream a lost connection.
+fn reply_of(next: Option<Result<Response, CodecError>>) -> Result<Response, ClientError> {
+    match next {
         Some(Ok(Response::Error { code, message })) => Err(match code {
             ErrorCode::AUTH_FAILED => ClientError::AuthFailed,
             ErrorCode::CHANNEL_BINDING => ClientError::ChannelBinding { message },

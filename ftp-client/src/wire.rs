@@ -1,5 +1,10 @@
 //! The client's two halves of a connection: a framed reader of responses and
 //! a writer that batches small requests and sends file data without copying.
+//!
+//! Every write is bounded by [`timeout`]: a server that takes none of what is
+//! written for that long (it stopped reading, its socket buffer is full)
+//! fails the write with [`ClientError::TimedOut`]; one that takes bytes,
+//! however slowly, does not.
 
 use bytes::{Buf, Bytes, BytesMut};
 use ftp_shared::Request;
@@ -8,6 +13,7 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio_util::codec::FramedRead;
 
 use crate::ClientError;
+use crate::replies::{seconds, timeout};
 use crate::tls::Stream;
 
 /// Data payloads up to this size are copied into the batch; larger ones are
@@ -57,27 +63,58 @@ impl Writer {
         }
         self.flush().await?;
         let mut frame = (&header[..]).chain(payload);
-        self.half
-            .write_all_buf(&mut frame)
-            .await
-            .map_err(ClientError::Connection)?;
-        self.half.flush().await.map_err(ClientError::Connection)
+        write_all(&mut self.half, &mut frame).await?;
+        flush(&mut self.half).await
     }
 
     /// Writes what is queued (through the TLS layer to the socket).
     pub async fn flush(&mut self) -> Result<(), ClientError> {
-        if !self.batch.is_empty() {
-            self.half
-                .write_all_buf(&mut self.batch)
-                .await
-                .map_err(ClientError::Connection)?;
-        }
-        self.half.flush().await.map_err(ClientError::Connection)
+        write_all(&mut self.half, &mut self.batch).await?;
+        flush(&mut self.half).await
     }
 
     /// Queues and writes one request.
     pub async fn send(&mut self, request: &Request) -> Result<(), ClientError> {
         encode_frame(request, &mut self.batch)?;
         self.flush().await
+    }
+}
+
+/// Writes all of `buf`, each write within [`timeout`]: the bound is on a
+/// wait without progress, not on the whole.
+async fn write_all(half: &mut WriteHalf<Stream>, buf: &mut impl Buf) -> Result<(), ClientError> {
+    let limit = timeout();
+    while buf.has_remaining() {
+        match tokio::time::timeout(limit, half.write_buf(buf)).await {
+            Ok(Ok(0)) => {
+                return Err(ClientError::Connection(
+                    std::io::ErrorKind::WriteZero.into(),
+                ));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(ClientError::Connection(e)),
+            Err(_) => return Err(stalled(limit)),
+        }
+    }
+    Ok(())
+}
+
+/// Pushes what the TLS layer holds to the socket, within [`timeout`] (the
+/// writes before left it a bounded amount, which a server that reads at
+/// all takes well within that).
+async fn flush(half: &mut WriteHalf<Stream>) -> Result<(), ClientError> {
+    let limit = timeout();
+    match tokio::time::timeout(limit, half.flush()).await {
+        Ok(flushed) => flushed.map_err(ClientError::Connection),
+        Err(_) => Err(stalled(limit)),
+    }
+}
+
+/// The error of a write the server took nothing of for `limit`; callers
+/// that know what was being sent name it (see [`ClientError::TimedOut`]).
+fn stalled(limit: std::time::Duration) -> ClientError {
+    ClientError::TimedOut {
+        limit: seconds(limit),
+        waiting: "the server to take more of the requests".into(),
     }
 }

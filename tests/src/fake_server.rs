@@ -1,14 +1,16 @@
 //! A hostile server for the client's tests: real TLS (a self-signed
 //! certificate), the real framing and a real SCRAM login (bound to the
 //! channel), then replies that misbehave as told ([`Misbehaviour`]). It
-//! knows one user, [`USER`] with [`PASSWORD`], and every path `Stat`s as a
-//! directory.
+//! knows one user, [`USER`] with [`PASSWORD`], every path `Stat`s as a
+//! directory and every `Mkdir` succeeds. An upload it reads to the end is
+//! checked against its digest.
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use ftp_shared::message::{Entry, EntryKind, PROTOCOL_VERSION};
+use ftp_shared::message::{Entry, EntryKind, Hasher, PROTOCOL_VERSION};
 use ftp_shared::scram::{
     ServerFirst, StoredCredentials, TLS_EXPORTER_LABEL, TLS_EXPORTER_LEN, parse_client_first,
 };
@@ -43,6 +45,34 @@ pub enum Misbehaviour {
     Names(Vec<String>),
     /// Every request but `Quit` is refused with a message of this text.
     Refuse(String),
+    /// Uploads are read until `after` bytes of file data came in the
+    /// session; then nothing more is read, nor answered, the connection
+    /// held open (for [`STALL`]).
+    StallPut { after: u64 },
+    /// Uploads are read to the end and never answered.
+    SilentPutEnd,
+    /// The first `slow` bytes of file data of the session are read in
+    /// bursts of `burst` bytes with a pause of `pause` after each; the rest
+    /// at full speed (what the socket buffers hold when the client has
+    /// written its last byte goes at once). Uploads are answered.
+    SlowPut {
+        burst: u64,
+        pause: Duration,
+        slow: u64,
+    },
+}
+
+/// How long a stalled session holds its connection: longer than any run
+/// of the client in the tests.
+pub const STALL: Duration = Duration::from_secs(60);
+
+/// What a session knows of the upload under way.
+#[derive(Default)]
+struct Session {
+    /// The digest of the current upload's bytes so far.
+    hasher: Option<Hasher>,
+    /// Bytes of file data read in the session, in all uploads.
+    taken: u64,
 }
 
 /// A hostile server on 127.0.0.1, port chosen by the system; each
@@ -111,8 +141,16 @@ fn serve(mut tcp: TcpStream, config: Arc<ServerConfig>, behaviour: &Misbehaviour
     if login(&mut tls, &exporter).is_none() {
         return;
     }
+    let mut session = Session::default();
     while let Some(request) = read_msg::<Request>(&mut tls) {
-        if answer(&mut tls, request, behaviour).is_none() {
+        let answered = match request {
+            Request::Put { .. }
+            | Request::Data(_)
+            | Request::PutEnd { .. }
+            | Request::PutCancel => upload(&mut tls, request, behaviour, &mut session),
+            request => answer(&mut tls, request, behaviour),
+        };
+        if answered.is_none() {
             return;
         }
     }
@@ -168,6 +206,7 @@ fn answer(tls: &mut Tls, request: Request, behaviour: &Misbehaviour) -> Option<(
                 },
             )
         }
+        (Request::Mkdir { .. }, _) => reply(tls, Response::Ok),
         (Request::Stat { path }, _) => {
             let name = path.rsplit('/').next().unwrap_or_default();
             reply(
@@ -231,5 +270,67 @@ fn answer(tls: &mut Tls, request: Request, behaviour: &Misbehaviour) -> Option<(
                 message: "not served here".into(),
             },
         ),
+    }
+}
+
+/// One request of an upload, as `behaviour` says; `None` once the session
+/// should end.
+fn upload(
+    tls: &mut Tls,
+    request: Request,
+    behaviour: &Misbehaviour,
+    session: &mut Session,
+) -> Option<()> {
+    let reply = |tls: &mut Tls, response: Response| write_msg(tls, &response).ok();
+    match request {
+        Request::Put { algorithm, .. } => {
+            session.hasher = Some(Hasher::new(algorithm));
+            Some(())
+        }
+        Request::Data(data) => {
+            let before = session.taken;
+            session.taken += data.len() as u64;
+            if let Some(hasher) = &mut session.hasher {
+                hasher.update(&data);
+            }
+            match behaviour {
+                Misbehaviour::StallPut { after } if session.taken >= *after => {
+                    std::thread::sleep(STALL);
+                    None
+                }
+                Misbehaviour::SlowPut { burst, pause, slow } => {
+                    let upto = session.taken.min(*slow);
+                    for _ in before.min(upto) / burst..upto / burst {
+                        std::thread::sleep(*pause);
+                    }
+                    Some(())
+                }
+                _ => Some(()),
+            }
+        }
+        Request::PutEnd { digest } => {
+            let computed = session.hasher.take().map(Hasher::finish);
+            match behaviour {
+                Misbehaviour::SilentPutEnd => Some(()),
+                _ if computed == Some(digest) => reply(tls, Response::Ok),
+                _ => reply(
+                    tls,
+                    Response::Error {
+                        code: ErrorCode::DIGEST_MISMATCH,
+                        message: "the upload does not match its digest".into(),
+                    },
+                ),
+            }
+        }
+        _ => {
+            session.hasher = None;
+            reply(
+                tls,
+                Response::Error {
+                    code: ErrorCode::CANCELLED,
+                    message: "cancelled".into(),
+                },
+            )
+        }
     }
 }

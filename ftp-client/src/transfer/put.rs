@@ -3,58 +3,36 @@
 //! connection), so many small files do not pay a round trip each; the server
 //! commits them in groups. A reply that comes while its file is still being
 //! sent is an early refusal: the rest of that file is not sent.
+//!
+//! Every wait on the server is bounded by [`timeout`](crate::client::timeout):
+//! each write of the upload (a server that takes nothing of it for that long
+//! fails it), and each reply once everything was sent. A transfer that takes
+//! longer than that in all, the server taking bytes all along, goes on.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
-use ftp_shared::message::{CHUNK_SIZE, DigestAlgorithm, Hasher};
-use ftp_shared::{Digest, Request, Response};
-use tokio::sync::mpsc;
+use ftp_shared::message::{DigestAlgorithm, Hasher};
+use ftp_shared::{Request, Response};
+use tokio::sync::{mpsc, watch};
 
+use self::source::{Source, read_chunks};
 use super::{Outcome, Progress, QUEUE, RESUME_MIN, by_windows};
-use crate::client::{next_reply_untimed, unexpected};
+use crate::client::{display_path, next_reply_to, unexpected};
+use crate::replies::{Sending, next_reply_once_sent};
 use crate::wire::{Reader, Writer};
 use crate::{Client, ClientError};
+
+mod source;
+
+pub(crate) use self::source::hash_exactly;
 
 /// One file to upload.
 #[derive(Debug, Clone)]
 pub struct PutItem {
     pub local: PathBuf,
     pub remote: String,
-}
-
-/// An opened local file and where its upload starts.
-#[derive(Debug)]
-struct Source {
-    file: File,
-    size: u64,
-    offset: u64,
-    /// The digest state after the first `offset` bytes.
-    hasher: Hasher,
-}
-
-impl Source {
-    fn open(path: &Path, algorithm: DigestAlgorithm) -> Result<Source, ClientError> {
-        let file = File::open(path).map_err(|e| ClientError::local(path, e))?;
-        let meta = file.metadata().map_err(|e| ClientError::local(path, e))?;
-        // Read front to back: a larger read-ahead window.
-        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
-        if !meta.is_file() {
-            return Err(ClientError::LocalFile {
-                path: path.into(),
-                message: "not a regular file".into(),
-            });
-        }
-        Ok(Source {
-            file,
-            size: meta.len(),
-            offset: 0,
-            hasher: Hasher::new(algorithm),
-        })
-    }
 }
 
 impl Client {
@@ -156,12 +134,16 @@ impl Client {
 
         let replied = AtomicUsize::new(0);
         let (expect, expected) = mpsc::unbounded_channel();
+        let (sending, sent) = watch::channel(Sending::Busy);
         let mut remote: Vec<_> = (0..items.len()).map(|_| None).collect();
         let Client { reader, writer, .. } = self;
-        let sending = send_all(
-            writer, items, sources, algorithm, &replied, expect, progress,
-        );
-        let receiving = receive_all(reader, expected, &replied, &mut remote);
+        let signals = Signals {
+            replied: &replied,
+            expect,
+            sending,
+        };
+        let sending = send_all(writer, items, sources, algorithm, signals, progress);
+        let receiving = receive_all(reader, items, expected, sent, &replied, &mut remote);
         let ((local, sent), received) = tokio::join!(sending, receiving);
         let lost = sent.and(received).err();
         let mut local = local.into_iter();
@@ -196,8 +178,10 @@ impl Client {
                 size: source.size,
                 algorithm: self.algorithm,
             })
-            .await?;
-        let (offset, digest) = match self.reply().await {
+            .await
+            .map_err(|e| stalled(e, format!("Partial {}", display_path(&item.remote))))?;
+        let what = format!("Partial {}", display_path(&item.remote));
+        let (offset, digest) = match next_reply_to(&mut self.reader, &what).await {
             Ok(Response::Partial { offset, digest }) => (offset, digest),
             Ok(other) => return Err(unexpected(other)),
             // A refused path: the upload itself reports it.
@@ -245,20 +229,48 @@ fn repeated_targets(items: &[PutItem]) -> Vec<bool> {
         .collect()
 }
 
+/// What the two halves tell each other.
+struct Signals<'a> {
+    /// How many files have their reply (the receiver's count).
+    replied: &'a AtomicUsize,
+    /// The index of each file whose `Put` was sent: its reply will come.
+    expect: mpsc::UnboundedSender<usize>,
+    /// Whether everything was sent: the replies are due from then on.
+    sending: watch::Sender<Sending>,
+}
+
+/// A [`ClientError::TimedOut`] of a write, naming `what` was being sent
+/// (other errors as they are).
+fn stalled(e: ClientError, what: String) -> ClientError {
+    match e {
+        ClientError::TimedOut { limit, .. } => ClientError::TimedOut {
+            limit,
+            waiting: format!("the server to take {what}"),
+        },
+        e => e,
+    }
+}
+
 /// The sending half: each file's `Put`, its data and its `PutEnd` (or
-/// `PutCancel`), telling the receiver which replies to expect. Returns the
-/// local result of each file it came to (the bytes sent, or why the file
-/// could not be read) and whether the connection held.
+/// `PutCancel`), telling the receiver which replies to expect and when all
+/// was sent. Returns the local result of each file it came to (the bytes
+/// sent, or why the file could not be read) and whether the connection held.
 async fn send_all(
     writer: &mut Writer,
     items: &[PutItem],
     sources: Vec<Result<Source, ClientError>>,
     algorithm: DigestAlgorithm,
-    replied: &AtomicUsize,
-    expect: mpsc::UnboundedSender<usize>,
+    signals: Signals<'_>,
     progress: Progress<'_>,
 ) -> (Vec<Result<u64, ClientError>>, Result<(), ClientError>) {
+    let Signals {
+        replied,
+        expect,
+        sending,
+    } = signals;
     let mut results = Vec::with_capacity(items.len());
+    // The file being sent, to name in the error of a stalled write.
+    let mut current = None;
     let sent = async {
         for (i, (item, source)) in items.iter().zip(sources).enumerate() {
             let source = match source {
@@ -269,6 +281,7 @@ async fn send_all(
                 }
             };
             let (size, offset) = (source.size, source.offset);
+            current = Some(i);
             writer
                 .feed(&Request::Put {
                     path: item.remote.clone(),
@@ -322,21 +335,41 @@ async fn send_all(
         }
         writer.flush().await
     }
-    .await;
+    .await
+    .map_err(|e| match current {
+        Some(i) => stalled(
+            e,
+            format!("more of the upload of {}", display_path(&items[i].remote)),
+        ),
+        None => e,
+    });
+    let _ = sending.send(match &sent {
+        // The server took nothing for the whole timeout: replies not
+        // already here are not waited for.
+        Err(ClientError::TimedOut { .. }) => Sending::Stalled,
+        _ => Sending::Done(tokio::time::Instant::now()),
+    });
     (results, sent)
 }
 
 /// The receiving half: one reply per expected file, in order, into `results`.
 async fn receive_all(
     reader: &mut Reader,
+    items: &[PutItem],
     mut expected: mpsc::UnboundedReceiver<usize>,
+    mut sent: watch::Receiver<Sending>,
     replied: &AtomicUsize,
     results: &mut [Option<Result<(), ClientError>>],
 ) -> Result<(), ClientError> {
     while let Some(i) = expected.recv().await {
         // The reply comes after the whole file was sent, however long that
-        // takes; a server that stops reading stalls the sending half instead.
-        let result = match next_reply_untimed(reader).await {
+        // takes (the writes are bounded meanwhile); once all was sent, each
+        // reply is due within the timeout.
+        let what = format!(
+            "the end of the upload of {}",
+            display_path(&items[i].remote)
+        );
+        let result = match next_reply_once_sent(reader, &mut sent, &what).await {
             Ok(Response::Ok) => Ok(()),
             Ok(other) => return Err(unexpected(other)),
             Err(e @ ClientError::Remote { .. }) => Err(e),
@@ -344,56 +377,6 @@ async fn receive_all(
         };
         results[i] = Some(result);
         replied.store(i + 1, Ordering::Release);
-    }
-    Ok(())
-}
-
-/// The disk side of an upload: exactly `len` more bytes, hashed, then the
-/// digest of the whole file.
-fn read_chunks(
-    mut file: File,
-    len: u64,
-    mut hasher: Hasher,
-    path: &Path,
-    tx: mpsc::Sender<Bytes>,
-) -> Result<Digest, ClientError> {
-    let changed = || ClientError::LocalFile {
-        path: path.into(),
-        message: "the file changed while it was being sent".into(),
-    };
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(CHUNK_SIZE as u64) as usize;
-        let mut chunk = vec![0u8; want];
-        file.read_exact(&mut chunk).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => changed(),
-            _ => ClientError::local(path, e),
-        })?;
-        hasher.update(&chunk);
-        left -= want as u64;
-        if tx.blocking_send(Bytes::from(chunk)).is_err() {
-            return Err(changed()); // the upload was refused; its reply says why
-        }
-    }
-    if file
-        .read(&mut [0u8; 1])
-        .map_err(|e| ClientError::local(path, e))?
-        != 0
-    {
-        return Err(changed());
-    }
-    Ok(hasher.finish())
-}
-
-/// Hashes exactly `len` bytes of `file` from its position.
-pub(crate) fn hash_exactly(file: &mut File, len: u64, hasher: &mut Hasher) -> std::io::Result<()> {
-    let mut buf = vec![0u8; CHUNK_SIZE];
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        file.read_exact(&mut buf[..want])?;
-        hasher.update(&buf[..want]);
-        left -= want as u64;
     }
     Ok(())
 }

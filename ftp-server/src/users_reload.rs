@@ -200,11 +200,15 @@ impl Users {
                 let why = format!("{e:#}");
                 // A file still settling is retried without a log line each
                 // login; any other refusal is logged once per version.
-                if state.logged != Some(now) {
-                    state.logged = Some(now);
-                    tracing::warn!("users file not reloaded, keeping the previous users: {why}");
-                }
-                if !why.contains("being written") {
+                if why.contains("being written") {
+                    tracing::debug!("users file not reloaded yet: {why}");
+                } else {
+                    if state.logged != Some(now) {
+                        state.logged = Some(now);
+                        tracing::warn!(
+                            "users file not reloaded, keeping the previous users: {why}"
+                        );
+                    }
                     state.refused = now;
                 }
                 Reload::Refused(why)

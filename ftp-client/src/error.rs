@@ -15,7 +15,7 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
-    #[error("connection to the server lost: {}", io_message(.0))]
+    #[error("connection to the server lost: {}", connection_message(.0))]
     Connection(#[source] std::io::Error),
     /// The server refused the request; `message` is the server's (shown escaped).
     #[error("remote: {}", shown(message))]
@@ -211,6 +211,15 @@ fn changed_message(
 
 /// An I/O error as a person reads it: "No such file or directory", without
 /// the "(os error 2)" that follows it.
+/// Why a connection broke, as a person reads it: a close without the TLS
+/// goodbye (the server went away) is said so, not in the TLS library's words.
+fn connection_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "the server closed the connection".to_string(),
+        _ => io_message(e),
+    }
+}
+
 fn io_message(e: &std::io::Error) -> String {
     let text = e.to_string();
     match (e.raw_os_error(), text.rfind(" (os error ")) {

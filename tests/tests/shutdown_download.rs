@@ -111,9 +111,15 @@ fn a_download_cut_by_the_end_of_the_grace_leaves_only_the_part_file() {
     // 3: the connection was lost before the work was done.
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains("connection to the server lost"),
+        stderr.contains("connection to the server lost: the server closed the connection"),
         "no word of the cut: {stderr}"
     );
+    assert!(
+        stderr.contains("the download of /big.bin did not complete")
+            && stderr.contains("big.bin.part; `get --resume` continues it"),
+        "no word of what was kept: {stderr}"
+    );
+    assert!(!stderr.contains("https://"), "TLS library text: {stderr}");
     assert!(!env.work().join("big.bin").exists(), "big.bin appeared");
     assert!(kept.as_ref().is_ok_and(|n| *n < SIZE), "{kept:?}");
     drop(stalled);

@@ -224,6 +224,8 @@ fn terminal_width() -> usize {
 pub struct Leg {
     pub local: String,
     pub remote: String,
+    /// The local file itself (`local` is how it is shown).
+    pub path: std::path::PathBuf,
 }
 
 impl Leg {
@@ -232,6 +234,7 @@ impl Leg {
         Leg {
             local: local.display().to_string(),
             remote: crate::remote_path::display(remote),
+            path: local.to_path_buf(),
         }
     }
 }
@@ -349,6 +352,25 @@ impl Meter {
     /// summary; with `--json`, a record per file). Files after a lost
     /// connection count as failed. Returns the worst exit status among
     /// the failures (0 when there were none).
+    /// For a download cut by a lost connection: what its `.part` kept and
+    /// how to continue it.
+    fn note_kept(&self, leg: &Leg) {
+        if self.op != "get" {
+            return;
+        }
+        let part = crate::transfer::get::part_path(&leg.path);
+        if let Ok(meta) = std::fs::metadata(&part)
+            && meta.len() > 0
+        {
+            eprintln!(
+                "note: the download of {} did not complete: {} bytes kept in {}; `get --resume` continues it",
+                escape(&leg.remote),
+                meta.len(),
+                escape(&part.display().to_string())
+            );
+        }
+    }
+
     pub fn finish(mut self, outcome: Outcome) -> u8 {
         let shown = self.output.progress();
         self.file.finish_and_clear();
@@ -360,6 +382,7 @@ impl Meter {
         let mut code = 0;
         let known = outcome.results.len();
         let mut results = outcome.results.into_iter();
+        let mut cut = Vec::new();
         for (i, leg) in self.legs.iter().enumerate() {
             let mut record = json!({"op": self.op, "local": leg.local, "remote": leg.remote});
             match results.next() {
@@ -376,7 +399,10 @@ impl Meter {
                             eprintln!("error: {e}");
                             (e.to_string(), e.remote_code())
                         }
-                        _ => ("not transferred: the connection was lost".to_string(), None),
+                        _ => {
+                            cut.push(leg);
+                            ("not transferred: the connection was lost".to_string(), None)
+                        }
                     };
                     record["ok"] = json!(false);
                     record["error"] = json!(error);
@@ -397,6 +423,9 @@ impl Meter {
                     self.legs.len()
                 );
             }
+        }
+        for leg in cut {
+            self.note_kept(leg);
         }
         if shown && failed < self.legs.len() {
             let bytes: u64 = self.sizes.iter().sum();

@@ -151,7 +151,7 @@ pub trait Storage: Send + Sync + 'static {
 /// One user's home. All paths are relative to it and can never leave it.
 pub trait Home: Send + Sync + 'static {
     /// A download in progress.
-    type Reader: io::Read + Send + 'static;
+    type Reader: io::Read + io::Seek + Send + 'static;
     /// An upload in progress.
     type Upload: Upload;
     /// mkdir; with `parents = true` like `mkdir -p` (existing directories are
@@ -162,6 +162,12 @@ pub trait Home: Send + Sync + 'static {
     /// Opens a regular file for reading; returns it with its size (from fstat
     /// of the opened handle).
     fn open_read(&self, path: &VPath) -> Result<(Self::Reader, u64), StorageError>;
+    /// The digest recorded for an opened file when it was stored
+    /// ([`Upload::record_digest`]), if the file has not changed since; none
+    /// when nothing was recorded (the caller then hashes what it reads).
+    fn recorded_digest(&self, _reader: &Self::Reader) -> Option<ftp_shared::Digest> {
+        None
+    }
     /// Starts an upload of `size` bytes that will be published under `path`.
     /// What an interrupted upload of the same path and size kept stays until
     /// this one is published or kept in its place ([`Upload::suspend`]).
@@ -241,6 +247,9 @@ pub struct Suspended {
 /// An upload in progress: bytes go to a hidden temp file; nothing is visible
 /// under the final name until [`Upload::commit`].
 pub trait Upload: io::Write + Send + 'static {
+    /// Records the verified digest of the whole file, to be stored with it
+    /// when it is published (see [`Home::recorded_digest`]).
+    fn record_digest(&mut self, _digest: ftp_shared::Digest) {}
     /// fsync the temp file, rename it over the final name, fsync the
     /// destination directory. Returns the bytes freed: the file it replaced
     /// and the kept bytes of an interrupted upload of the same path and size,

@@ -3,13 +3,16 @@
 //! the whole file; or with an error.
 //!
 //! A blocking reader thread reads the opened file (a snapshot: uploads
-//! replace files by rename, never in place) and hashes it, a few chunks ahead
-//! of the network; the bytes before `offset` are hashed but not sent. Chunks
-//! go to the socket without being copied into a frame. If the file cannot be
+//! replace files by rename, never in place) a few chunks ahead of the
+//! network. When the storage recorded the file's digest in the requested
+//! algorithm when it was stored, that is the digest sent, and the bytes
+//! before `offset` are skipped; otherwise the thread hashes the file as it
+//! reads it, the bytes before `offset` too (hashed, not sent). Chunks go to
+//! the socket without being copied into a frame. If the file cannot be
 //! read to its announced size, an `Error` takes the place of the remaining
 //! frames.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,9 +59,13 @@ pub async fn run<H: Home>(
     // Held while the file is open.
     let _handle = quota.handles().acquire(&quota.user, limits)?;
     let opener = home.clone();
-    let (file, size) = blocking(move || opener.open_read(&vpath))
-        .await?
-        .map_err(|e| CmdError::storage(e, path))?;
+    let (file, size, recorded) = blocking(move || {
+        let (file, size) = opener.open_read(&vpath)?;
+        let recorded = opener.recorded_digest(&file);
+        Ok::<_, StorageError>((file, size, recorded))
+    })
+    .await?
+    .map_err(|e| CmdError::storage(e, path))?;
     if offset > size {
         return Err(CmdError::refused(
             ErrorCode::BAD_OFFSET,
@@ -68,7 +75,11 @@ pub async fn run<H: Home>(
     conn.send(Response::FileStart { size }).await?;
 
     let (tx, mut pieces) = mpsc::channel(QUEUE);
-    tokio::task::spawn_blocking(move || read_all(file, size, offset, algorithm, tx));
+    let digesting = match recorded.filter(|d| d.algorithm() == algorithm) {
+        Some(digest) => Digesting::Known(digest),
+        None => Digesting::Computed(Hasher::new(algorithm)),
+    };
+    tokio::task::spawn_blocking(move || read_all(file, size, offset, digesting, tx));
     while let Some(piece) = pieces.recv().await {
         match piece {
             Piece::Chunk(bytes) => conn.send_data(bytes).await?,
@@ -97,42 +108,67 @@ pub async fn run<H: Home>(
     Ok(())
 }
 
-/// The reader thread: exactly `size` bytes, hashed; those from `offset` on
-/// are sent in chunks; then the digest.
-fn read_all<R: Read>(
+/// What the reader thread ends with: a digest known from the storage, or
+/// one computed from every byte of the file as it is read.
+enum Digesting {
+    Known(Digest),
+    Computed(Hasher),
+}
+
+/// The reader thread: bytes `offset..size` in chunks, then the digest. With
+/// a known digest it starts at `offset`; otherwise it reads and hashes the
+/// bytes before `offset` too (without sending them).
+fn read_all<R: Read + Seek>(
     mut file: R,
     size: u64,
     offset: u64,
-    algorithm: DigestAlgorithm,
+    mut digesting: Digesting,
     tx: mpsc::Sender<Piece>,
 ) {
-    let mut hasher = Hasher::new(algorithm);
     let mut pos = 0u64;
+    if matches!(digesting, Digesting::Known(_)) && offset > 0 {
+        if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+            let _ = tx.blocking_send(Piece::Failed(e.into()));
+            return;
+        }
+        pos = offset;
+    }
     while pos < size {
         // Stop at `offset` once, so that every chunk sent starts at or after it.
         let boundary = if pos < offset { offset } else { size };
         let want = (boundary - pos).min(CHUNK_SIZE as u64) as usize;
-        let mut chunk = vec![0u8; want];
-        if let Err(e) = read_exact(&mut file, &mut chunk) {
-            let _ = tx.blocking_send(Piece::Failed(e.into()));
-            return;
+        let chunk = match read_chunk(&mut file, want) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let _ = tx.blocking_send(Piece::Failed(e.into()));
+                return;
+            }
+        };
+        if let Digesting::Computed(hasher) = &mut digesting {
+            hasher.update(&chunk);
         }
-        hasher.update(&chunk);
         let sending = pos >= offset;
         pos += want as u64;
         if sending && tx.blocking_send(Piece::Chunk(Bytes::from(chunk))).is_err() {
             return; // the connection is gone
         }
     }
-    let _ = tx.blocking_send(Piece::End(hasher.finish()));
+    let digest = match digesting {
+        Digesting::Known(digest) => digest,
+        Digesting::Computed(hasher) => hasher.finish(),
+    };
+    let _ = tx.blocking_send(Piece::End(digest));
 }
 
-/// `read_exact`, but a file that ends early is an error of its own.
-fn read_exact(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
-    file.read_exact(buf).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => {
-            std::io::Error::other("the file became shorter while it was being sent")
-        }
-        _ => e,
-    })
+/// The next `want` bytes, read into memory that is not zeroed first; a
+/// file that ends early is an error of its own.
+fn read_chunk(file: &mut impl Read, want: usize) -> std::io::Result<Vec<u8>> {
+    let mut chunk = Vec::with_capacity(want);
+    file.by_ref().take(want as u64).read_to_end(&mut chunk)?;
+    if chunk.len() < want {
+        return Err(std::io::Error::other(
+            "the file became shorter while it was being sent",
+        ));
+    }
+    Ok(chunk)
 }

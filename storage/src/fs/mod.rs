@@ -13,6 +13,7 @@
 //! no check-then-use race to win with a symlink swapped in at the right moment.
 
 mod commit;
+mod digest_record;
 mod list;
 mod lock;
 mod namespace;
@@ -349,6 +350,10 @@ impl Home for FsHome {
         // Read front to back: a larger read-ahead window.
         let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
         Ok((file, meta.len()))
+    }
+
+    fn recorded_digest(&self, reader: &FsReader) -> Option<ftp_shared::Digest> {
+        digest_record::recorded(reader, &reader.metadata().ok()?)
     }
 
     fn create_upload(&self, path: &VPath, size: u64) -> Result<FsUpload, StorageError> {

@@ -37,6 +37,8 @@ pub struct FsUpload {
     written_back: u64,
     /// Whether the temp file may still exist and must be removed on drop.
     pending: bool,
+    /// The verified digest, recorded with the file when it is published.
+    digest: Option<ftp_shared::Digest>,
 }
 
 /// What [`FsUpload::new`] needs.
@@ -67,6 +69,7 @@ impl FsUpload {
             written: p.written,
             written_back: p.written,
             pending: true,
+            digest: None,
         }
     }
 
@@ -75,6 +78,11 @@ impl FsUpload {
     /// journal can group their flushes.
     pub(super) fn flush_data(&mut self) -> Result<(), StorageError> {
         self.file.flush()?;
+        // After the last byte (the record names the final mtime), before the
+        // flush (so it is as durable as the data).
+        if let Some(digest) = &self.digest {
+            super::digest_record::record(&self.file, digest);
+        }
         if self.durable {
             self.file.sync_data()?;
         }
@@ -210,6 +218,10 @@ impl Write for FsUpload {
 }
 
 impl Upload for FsUpload {
+    fn record_digest(&mut self, digest: ftp_shared::Digest) {
+        self.digest = Some(digest);
+    }
+
     fn commit(mut self) -> Result<u64, StorageError> {
         if let Err(e) = self.flush_data() {
             self.remove_temp();

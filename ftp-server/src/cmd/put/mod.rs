@@ -176,10 +176,11 @@ pub async fn run<H: Home>(
     };
     let (error, drained) = match judge(end, wrote, received, &req) {
         Ok(digest) => {
-            let Some(upload) = upload else {
+            let Some(mut upload) = upload else {
                 let e = CmdError::refused(ErrorCode::INTERNAL, "internal server error");
                 return finish_refused(conn, outbox, e).await;
             };
+            upload.record_digest(digest);
             log.settled();
             outbox.commit(Finished {
                 upload,

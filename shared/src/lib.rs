@@ -21,6 +21,7 @@ pub mod read_ahead;
 pub mod scram;
 pub mod text;
 pub mod tls;
+pub mod write_back;
 
 pub use codec::{CodecError, MessageCodec};
 pub use error::ErrorCode;

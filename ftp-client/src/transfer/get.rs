@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ftp_shared::message::{DigestAlgorithm, Hasher};
+use ftp_shared::write_back::WriteBack;
 use ftp_shared::{Digest, Request, Response};
 use tokio::sync::mpsc;
 
@@ -371,9 +372,13 @@ fn write_chunks(
         let mut kept = File::open(&part.path)?;
         hash_exactly(&mut kept, part.offset, &mut hasher)?;
     }
+    let mut write_back = WriteBack::new(part.offset);
     while let Some(chunk) = rx.blocking_recv() {
         part.file.write_all(&chunk)?;
         hasher.update(&chunk);
+        if durable {
+            write_back.wrote(&part.file, chunk.len() as u64);
+        }
     }
     if durable {
         part.file.sync_all()?;

@@ -5,14 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cap_std::fs::{Dir, OpenOptions};
+use ftp_shared::write_back::WriteBack;
 
 use super::lock::Namespace;
 use super::open_dir_beneath;
 use crate::{StorageError, Suspended, Upload};
-
-/// How many written bytes trigger early write-back, so that the fsync at the
-/// end finds little left to do.
-const WRITE_BACK_EVERY: u64 = 8 * 1024 * 1024;
 
 /// An upload in progress. The bytes go to `root/.incoming/<user>.<hex>.part`;
 /// [`Upload::commit`] renames it into the home, so readers see either the old
@@ -32,9 +29,10 @@ pub struct FsUpload {
     dest: PathBuf,
     /// Whether data and rename are flushed to disk before commit returns.
     durable: bool,
-    /// Bytes in the file, and how many of them have been handed to write-back.
+    /// Bytes in the file.
     written: u64,
-    written_back: u64,
+    /// Early write-back, when durable.
+    write_back: WriteBack,
     /// Whether the temp file may still exist and must be removed on drop.
     pending: bool,
     /// The verified digest, recorded with the file when it is published.
@@ -67,7 +65,7 @@ impl FsUpload {
             dest: p.dest,
             durable: p.durable,
             written: p.written,
-            written_back: p.written,
+            write_back: WriteBack::new(p.written),
             pending: true,
             digest: None,
         }
@@ -148,19 +146,6 @@ impl FsUpload {
             tracing::debug!(tmp = %self.tmp_name, error = %e, "could not remove upload temp");
         }
     }
-
-    /// Starts write-back of what was written since the last call, without
-    /// waiting for it, so the disk works while the network delivers the rest.
-    fn start_write_back(&mut self) {
-        let len = self.written - self.written_back;
-        if !self.durable || len < WRITE_BACK_EVERY {
-            return;
-        }
-        if let Err(e) = sync_file_range_write(&self.file, self.written_back, len) {
-            tracing::debug!(error = %e, "sync_file_range failed; the final fsync does the work");
-        }
-        self.written_back = self.written;
-    }
 }
 
 /// The size of the regular file `name` in `dir` (not followed), 0 for
@@ -170,28 +155,6 @@ fn regular_file_bytes(dir: &Dir, name: impl AsRef<Path>) -> u64 {
         .ok()
         .filter(|m| m.is_file())
         .map_or(0, |m| m.len())
-}
-
-/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start writing the dirty pages of
-/// a range to disk and return at once. (Neither rustix nor nix wraps it.)
-#[allow(unsafe_code)]
-fn sync_file_range_write(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is valid for the lifetime of `file`; the call
-    // takes plain integers and touches no memory of ours.
-    let rc = unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// The new directory entries on disk: fsync each directory once.
@@ -208,7 +171,9 @@ impl Write for FsUpload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.written += n as u64;
-        self.start_write_back();
+        if self.durable {
+            self.write_back.wrote(&self.file, n as u64);
+        }
         Ok(n)
     }
 

@@ -147,5 +147,15 @@ fn addresses_locked_for_made_up_names_are_listed_apart() {
         "made-up names are not listed: {listed}"
     );
     assert_eq!(login(&server, "alice", ALICE_PASSWORD), Ok(()));
+
+    // A damaged lock file hides no user: the list warns and goes on.
+    let lock_file = users.with_file_name("users.toml.locks");
+    let saved = std::fs::read(&lock_file).unwrap();
+    std::fs::write(&lock_file, "[[lock]\n").unwrap();
+    let out = user_cmd(&users, &["list"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "alice\nbob\n");
+    assert!(out.stderr.contains("warning: the lock file"), "{out:?}");
+    std::fs::write(&lock_file, saved).unwrap();
     server.assert_healthy();
 }

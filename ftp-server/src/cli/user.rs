@@ -163,7 +163,11 @@ fn list(path: &Path) -> anyhow::Result<()> {
 /// The locks saved beside the users file that hold now.
 fn in_force(path: &Path, file: &UsersFile, now: SystemTime) -> anyhow::Result<Vec<SavedLock>> {
     let unlocks = file.unlocks();
-    let all = locks::load(&locks::path_beside(path))?;
+    // A damaged lock file hides no user: say so and go on without it.
+    let all = locks::load(&locks::path_beside(path)).unwrap_or_else(|e| {
+        eprintln!("warning: {e:#}");
+        Vec::new()
+    });
     Ok(all
         .into_iter()
         .filter(|l| l.in_force(now, l.user.as_ref().and_then(|u| unlocks.get(u).copied())))

@@ -70,6 +70,11 @@ pub enum ClientError {
     /// The TLS handshake failed (nothing was sent).
     #[error("TLS with {addr} failed: {message}")]
     Tls { addr: String, message: String },
+    /// The server closed or reset the connection during the TLS handshake
+    /// (nothing was sent): a busy server does so to a connection it
+    /// replaces before its handshake is done.
+    #[error("TLS with {addr} failed: {message}")]
+    TlsClosed { addr: String, message: String },
     /// The server answered in something else than TLS.
     #[error(
         "{addr} did not answer with TLS: the server may run with --insecure-plaintext (connect with --insecure-plaintext only on a network you trust); nothing was sent"
@@ -170,7 +175,9 @@ impl ClientError {
                 code: ErrorCode::TIMEOUT | ErrorCode::SHUTTING_DOWN,
                 ..
             } => 3,
-            ClientError::Tls { .. } | ClientError::NotTls { .. } => 3,
+            ClientError::Tls { .. }
+            | ClientError::TlsClosed { .. }
+            | ClientError::NotTls { .. } => 3,
             ClientError::UnknownHost { .. }
             | ClientError::HostNotTrusted { .. }
             | ClientError::CertificateChanged { .. }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod known_hosts;
 pub mod remote_path;
 pub mod replies;
+pub mod retry;
 pub mod target;
 pub mod tls;
 pub mod transfer;

@@ -93,10 +93,13 @@ impl Remote {
             self.client = None;
         }
         if self.client.is_none() {
-            let mut client = Client::connect(&self.target.addr(), &self.transport).await?;
-            client
-                .login(&self.target.user, Secret::Keys(&self.keys))
-                .await?;
+            let (client, _) = crate::retry::connect_login(
+                &self.target.addr(),
+                &self.transport,
+                &self.target.user,
+                Secret::Keys(&self.keys),
+            )
+            .await?;
             self.client = Some(client);
         }
         Ok(self.client.as_mut().expect("connected"))

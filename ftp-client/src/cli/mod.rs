@@ -27,7 +27,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use self::commands::{Remote, RemoteCmd};
 use self::output::Output;
 use crate::credentials::{self, Store};
-use crate::{Client, ClientError, Secret, Target};
+use crate::retry::connect_login;
+use crate::{ClientError, Secret, Target};
 use ftp_shared::tls::Fingerprint;
 
 /// The exit statuses, as `--help` and the README list them.
@@ -264,10 +265,13 @@ async fn login(global: &Global, target: &Target) -> anyhow::Result<()> {
         None => prompt_password(target)?,
     };
     let transport = trust::transport(global)?;
-    let mut client = Client::connect(&target.addr(), &transport).await?;
-    let saved = client
-        .login(&target.user, Secret::Password(&password))
-        .await?;
+    let (client, saved) = connect_login(
+        &target.addr(),
+        &transport,
+        &target.user,
+        Secret::Password(&password),
+    )
+    .await?;
     let path = credentials::default_path()?;
     let mut store = Store::load(&path)?;
     store.insert(target, &saved);
@@ -316,12 +320,12 @@ async fn session(global: &Global, target: Option<Target>) -> anyhow::Result<Remo
         (None, None) => Some(prompt_password(&target)?),
     };
     let transport = trust::transport(global)?;
-    let mut client = Client::connect(&target.addr(), &transport).await?;
-    let keys = match (&password, &saved) {
-        (Some(p), _) => client.login(&target.user, Secret::Password(p)).await?,
-        (None, Some(keys)) => client.login(&target.user, Secret::Keys(keys)).await?,
+    let secret = match (&password, &saved) {
+        (Some(p), _) => Secret::Password(p),
+        (None, Some(keys)) => Secret::Keys(keys),
         (None, None) => unreachable!("a password was prompted for"),
     };
+    let (client, keys) = connect_login(&target.addr(), &transport, &target.user, secret).await?;
     Ok(Remote::new(client, target, keys, transport))
 }
 

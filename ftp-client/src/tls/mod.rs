@@ -255,7 +255,17 @@ fn refusal(
                 }
                 Some(other) => other.to_string(),
                 None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    "the server closed the connection during the TLS handshake".into()
+                    let message = "the server closed the connection during the TLS handshake";
+                    return ClientError::TlsClosed {
+                        addr,
+                        message: message.into(),
+                    };
+                }
+                None if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return ClientError::TlsClosed {
+                        addr,
+                        message: format!("{e}"),
+                    };
                 }
                 None => e.to_string(),
             };

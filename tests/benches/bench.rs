@@ -331,6 +331,8 @@ fn main() {
             &cap,
             "--max-unauthenticated",
             "400",
+            "--max-unauthenticated-per-address",
+            "400",
         ];
         args.extend_from_slice(flags);
         let idle_server = ServerDir::with_users(DEFAULT_USERS).start_args(&args);

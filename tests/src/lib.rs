@@ -55,6 +55,7 @@ use std::time::Duration;
 pub mod bins;
 pub mod client;
 pub mod cut;
+pub mod fake_run;
 pub mod fake_server;
 pub mod files;
 pub mod hostile;

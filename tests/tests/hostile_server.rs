@@ -5,92 +5,22 @@
 //! non-zero status, in bounded memory, and leave nothing outside the
 //! target directory nor half a file under its final name.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tests::ClientEnv;
-use tests::fake_server::{FakeServer, Misbehaviour, PASSWORD};
-
-/// What one run of the client did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    /// The client's peak resident memory (VmHWM), in KiB.
-    peak_kib: u64,
-}
+use tests::fake_run::{Run, run_client};
+use tests::fake_server::{FakeServer, Misbehaviour};
 
 /// The highest VmHWM a run may reach.
 const MAX_PEAK_KIB: u64 = 100 * 1024;
 /// The longest a run may take.
 const MAX_ELAPSED: Duration = Duration::from_secs(10);
 
-fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Runs `ftp-client --timeout 2 ARGS...` logged in to `server`, sampling its
-/// peak memory while it runs; killed (and the test failed) after 30 s.
+/// Runs `ftp-client --timeout 2 ARGS...` logged in to `server`, within
+/// [`MAX_ELAPSED`] and [`MAX_PEAK_KIB`].
 fn run(env: &ClientEnv, server: &FakeServer, args: &[&str]) -> Run {
-    let out = tempfile::tempdir().expect("a temp dir");
-    let (stdout, stderr) = (out.path().join("stdout"), out.path().join("stderr"));
-    let mut cmd: Command = env.cmd(
-        [
-            "--server",
-            &server.target(),
-            "--pin",
-            &server.pin(),
-            "--password-stdin",
-            "--timeout",
-            "2",
-        ]
-        .iter()
-        .chain(args),
-    );
-    cmd.stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr).expect("stderr file"));
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("start the client");
-    let pid = child.id();
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{PASSWORD}").expect("write the password");
-    drop(stdin);
-    let mut peak = 0;
-    let status = loop {
-        if let Some(kib) = peak_kib(pid) {
-            peak = peak.max(kib);
-        }
-        if let Some(status) = child.try_wait().expect("wait for the client") {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the client ran for more than 30 s: {args:?}");
-        }
-        // The sampling interval of the memory reading.
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let run = Run {
-        code: status.code().expect("an exit code, not a signal"),
-        stdout: std::fs::read_to_string(&stdout).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&stderr).unwrap_or_default(),
-        elapsed: start.elapsed(),
-        peak_kib: peak,
-    };
-    eprintln!(
-        "{args:?}: exit {} in {:?}, peak {} KiB\nstderr: {}",
-        run.code,
-        run.elapsed,
-        run.peak_kib,
-        run.stderr.chars().take(2000).collect::<String>()
-    );
+    let run = run_client(env, server, 2, args);
     assert!(run.elapsed < MAX_ELAPSED, "took {:?}", run.elapsed);
     assert!(run.peak_kib > 0, "no memory reading of the client");
     assert!(run.peak_kib < MAX_PEAK_KIB, "peak {} KiB", run.peak_kib);

@@ -7,13 +7,12 @@
 //! Against the real server, frozen midway, what it got of the upload is
 //! kept and the next `put` resumes it.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
-use tests::fake_server::{FakeServer, Misbehaviour, PASSWORD};
+use tests::fake_server::{FakeServer, Misbehaviour};
 use tests::files::write_random_file;
 use tests::{ClientEnv, DEADLINE, POLL_DEADLINE, alice, files_equal, wait_child, wait_until};
 
@@ -23,64 +22,7 @@ const LARGE: u64 = 64 << 20;
 /// How long past its `--timeout` a client that timed out may take to exit.
 const GRACE: Duration = Duration::from_secs(3);
 
-/// What one run of the client did.
-struct Run {
-    code: i32,
-    stderr: String,
-    elapsed: Duration,
-}
-
-/// Runs `ftp-client --timeout SECS ARGS...` logged in to `server`; killed
-/// (and the test failed) after 30 s.
-fn run(env: &ClientEnv, server: &FakeServer, timeout: u64, args: &[&str]) -> Run {
-    let out = tempfile::tempdir().expect("a temp dir");
-    let stderr = out.path().join("stderr");
-    let timeout = timeout.to_string();
-    let mut cmd: Command = env.cmd(
-        [
-            "--server",
-            &server.target(),
-            "--pin",
-            &server.pin(),
-            "--password-stdin",
-            "--timeout",
-            &timeout,
-        ]
-        .iter()
-        .chain(args),
-    );
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).expect("stderr file"));
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("start the client");
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{PASSWORD}").expect("write the password");
-    drop(stdin);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the client") {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the client ran for more than 30 s: {args:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let run = Run {
-        code: status.code().expect("an exit code, not a signal"),
-        stderr: std::fs::read_to_string(&stderr).unwrap_or_default(),
-        elapsed: start.elapsed(),
-    };
-    eprintln!(
-        "{args:?}: exit {} in {:?}\nstderr: {}",
-        run.code,
-        run.elapsed,
-        run.stderr.chars().take(2000).collect::<String>()
-    );
-    run
-}
+use tests::fake_run::{Run, run_client as run};
 
 /// A file of `len` bytes at `path` (zeros: as good as any for the wire,
 /// and written at once).

@@ -16,9 +16,8 @@ use serde_json::json;
 
 pub use super::args::{GetArgs, PutArgs, RemoteCmd};
 use super::glob::{self, has_wildcard};
-use super::output::{
-    Leg, Meter, Output, entry_json, full_time, kind_name, mode_string, out, print_entries,
-};
+use super::meter::{Leg, Meter};
+use super::output::{Output, entry_json, full_time, kind_name, mode_string, out, print_entries};
 use crate::remote_path::{self, display, file_name, join};
 use crate::transfer::Outcome;
 use crate::transfer::get_tree::{make_local_dirs, unsafe_local_name};

@@ -13,6 +13,7 @@
 pub mod args;
 pub mod commands;
 pub mod glob;
+pub mod meter;
 pub mod output;
 pub mod shell;
 mod trust;
